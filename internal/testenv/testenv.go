@@ -1,0 +1,66 @@
+// Package testenv holds what weft's tests need from the machine: root, the
+// TUN clone device, a private network namespace. Under CI=true a missing
+// capability fails the test; elsewhere it skips, so a laptop run stays useful.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+const netnsEnv = "WEFT_TEST_IN_NETNS"
+
+// CI reports whether the tests run in CI, where nothing may be skipped.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Require fails (in CI) or skips (elsewhere) unless the process is root and
+// /dev/net/tun exists.
+func Require(t testing.TB) {
+	t.Helper()
+	if msg := missing(); msg != "" {
+		if CI() {
+			t.Fatalf("CI=true but %s: these tests need root and /dev/net/tun", msg)
+		}
+		t.Skipf("skipping: %s", msg)
+	}
+}
+
+func missing() string {
+	if os.Geteuid() != 0 {
+		return "not running as root"
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return "no /dev/net/tun"
+	}
+	for _, bin := range []string{"ip", "unshare"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return bin + " not found in PATH"
+		}
+	}
+	return ""
+}
+
+// InNetns is for TestMain: it runs the package's tests inside a fresh,
+// anonymous network namespace (unshare -n) with loopback up, so tests may
+// create TUN devices, addresses and routes without touching the host. The
+// namespace dies with the process, so a crashed test leaves nothing behind.
+// Without root it just runs the tests, which then skip or fail in Require.
+func InNetns(m *testing.M) int {
+	if os.Getenv(netnsEnv) != "" || missing() != "" {
+		return m.Run()
+	}
+	args := append([]string{"-n", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0]}, os.Args[1:]...)
+	cmd := exec.Command("unshare", args...)
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "testenv: run tests in a network namespace: %v\n", err)
+		return 1
+	}
+	return 0
+}
