@@ -1,0 +1,47 @@
+// Package encap is weft's wire format: each inner IPv4/IPv6 packet travels in
+// one UDP datagram behind a GENEVE header (RFC 8926), so tcpdump and Wireshark
+// decode the traffic without plugins. docs/wire-format.md describes every byte.
+//
+// A Codec seals packets in place: the caller leaves Headroom bytes free in
+// front of the packet (and Tailroom behind it) and gets back the datagram as a
+// sub-slice of the same buffer. Nothing is copied or allocated per packet.
+package encap
+
+import "errors"
+
+// Port is GENEVE's IANA port and weft's default.
+const Port = 6081
+
+// Codec turns inner packets into datagram payloads and back. Implementations
+// are safe for concurrent use by one sealing and one opening goroutine.
+type Codec interface {
+	// Headroom is the number of bytes Seal writes in front of the packet.
+	Headroom() int
+	// Tailroom is the number of bytes Seal appends behind the packet.
+	Tailroom() int
+	// Seal wraps the inner packet buf[off:off+n] in place and returns the
+	// datagram payload, buf[off-Headroom() : off+n+Tailroom()]. buf must
+	// have that room; the inner packet must be IPv4 or IPv6.
+	Seal(buf []byte, off, n int) ([]byte, error)
+	// Open checks a received datagram payload and returns the inner packet,
+	// a sub-slice of dgram trimmed to the inner IP header's length. Its
+	// errors are the Err… values below (compare with ==; they never wrap).
+	Open(dgram []byte) ([]byte, error)
+}
+
+// Reasons a datagram is refused by Open (or a packet by Seal). Each error's
+// text is the drop reason weft counts it under.
+var (
+	ErrShort    = errors.New("short")           // shorter than the GENEVE header and its options
+	ErrVersion  = errors.New("bad_version")     // GENEVE version other than 0
+	ErrControl  = errors.New("control")         // O bit set: a control message, not data
+	ErrCritical = errors.New("critical_option") // C bit set: options we must understand but do not
+	ErrNetwork  = errors.New("wrong_network")   // VNI of another overlay
+	ErrProtocol = errors.New("bad_protocol")    // protocol type other than IPv4/IPv6
+	ErrInner    = errors.New("bad_inner")       // inner packet malformed or not the advertised IP version
+	ErrTooBig   = errors.New("too_big")         // (Seal) packet does not fit the buffer's room
+)
+
+// Errors lists every error Open and Seal return, so callers can pre-create a
+// counter for each reason.
+var Errors = []error{ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrTooBig}

@@ -1,0 +1,134 @@
+package encap
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// GENEVE header (RFC 8926 §3.4), 8 bytes plus options:
+//
+//	|Ver|Opt Len|O|C| Rsvd  |        Protocol Type          |
+//	|        Virtual Network Identifier (VNI)       | Rsvd  |
+const (
+	HeaderLen     = 8
+	ProtoIPv4     = 0x0800
+	ProtoIPv6     = 0x86DD
+	MaxVNI        = 1<<24 - 1
+	flagControl   = 0x80
+	flagCritical  = 0x40
+	maxOptionsLen = 63 * 4
+)
+
+// Header is a decoded GENEVE header.
+type Header struct {
+	Version  uint8
+	OptLen   int // bytes of options after the fixed header
+	Control  bool
+	Critical bool
+	Protocol uint16
+	VNI      uint32
+}
+
+// ParseHeader decodes the GENEVE header at the front of b. It checks only
+// that the header and its options fit in b.
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < HeaderLen {
+		return Header{}, ErrShort
+	}
+	h := Header{
+		Version:  b[0] >> 6,
+		OptLen:   int(b[0]&0x3f) * 4,
+		Control:  b[1]&flagControl != 0,
+		Critical: b[1]&flagCritical != 0,
+		Protocol: binary.BigEndian.Uint16(b[2:4]),
+		VNI:      binary.BigEndian.Uint32(b[4:8]) >> 8,
+	}
+	if len(b) < HeaderLen+h.OptLen {
+		return h, ErrShort
+	}
+	return h, nil
+}
+
+// Plain is the unencrypted codec: GENEVE with no options, the inner packet as
+// the payload. It authenticates nothing; weft uses it only with --insecure.
+type Plain struct {
+	vni uint32
+}
+
+var _ Codec = (*Plain)(nil)
+
+// NewPlain returns the plaintext codec for network id vni (0..MaxVNI).
+func NewPlain(vni uint32) (*Plain, error) {
+	if vni > MaxVNI {
+		return nil, fmt.Errorf("network id %d out of range 0..%d", vni, MaxVNI)
+	}
+	return &Plain{vni: vni}, nil
+}
+
+func (p *Plain) Headroom() int { return HeaderLen }
+func (p *Plain) Tailroom() int { return 0 }
+
+func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
+	if off < HeaderLen || off+n > len(buf) || n < 1 {
+		return nil, ErrTooBig
+	}
+	var proto uint16
+	switch buf[off] >> 4 {
+	case 4:
+		proto = ProtoIPv4
+	case 6:
+		proto = ProtoIPv6
+	default:
+		return nil, ErrInner
+	}
+	h := buf[off-HeaderLen : off]
+	h[0], h[1] = 0, 0
+	binary.BigEndian.PutUint16(h[2:4], proto)
+	binary.BigEndian.PutUint32(h[4:8], p.vni<<8)
+	return buf[off-HeaderLen : off+n], nil
+}
+
+func (p *Plain) Open(dgram []byte) ([]byte, error) {
+	h, err := ParseHeader(dgram)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.Version != 0:
+		return nil, ErrVersion
+	case h.Control:
+		return nil, ErrControl
+	case h.Critical:
+		return nil, ErrCritical
+	case h.VNI != p.vni:
+		return nil, ErrNetwork
+	}
+	return innerPacket(h.Protocol, dgram[HeaderLen+h.OptLen:])
+}
+
+// innerPacket checks that b holds an IP packet of the version proto names and
+// trims b to the length the IP header gives (trailing padding is allowed).
+func innerPacket(proto uint16, b []byte) ([]byte, error) {
+	var n int
+	switch proto {
+	case ProtoIPv4:
+		if len(b) < 20 || b[0]>>4 != 4 || int(b[0]&0x0f)*4 < 20 {
+			return nil, ErrInner
+		}
+		n = int(binary.BigEndian.Uint16(b[2:4]))
+		if n < int(b[0]&0x0f)*4 {
+			return nil, ErrInner
+		}
+	case ProtoIPv6:
+		if len(b) < 40 || b[0]>>4 != 6 {
+			return nil, ErrInner
+		}
+		n = 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	default:
+		return nil, ErrProtocol
+	}
+	if n > len(b) {
+		return nil, ErrInner
+	}
+	return b[:n], nil
+}
