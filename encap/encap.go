@@ -39,9 +39,9 @@ var (
 	ErrNetwork  = errors.New("wrong_network")   // VNI of another overlay
 	ErrProtocol = errors.New("bad_protocol")    // protocol type other than IPv4/IPv6
 	ErrInner    = errors.New("bad_inner")       // inner packet malformed or not the advertised IP version
-	ErrTooBig   = errors.New("too_big")         // (Seal) packet does not fit the buffer's room
+	ErrNoRoom   = errors.New("no_room")         // (Seal) packet does not fit the buffer's room
 )
 
 // Errors lists every error Open and Seal return, so callers can pre-create a
 // counter for each reason.
-var Errors = []error{ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrTooBig}
+var Errors = []error{ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrNoRoom}

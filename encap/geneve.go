@@ -70,7 +70,7 @@ func (p *Plain) Tailroom() int { return 0 }
 
 func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
 	if off < HeaderLen || off+n > len(buf) || n < 1 {
-		return nil, ErrTooBig
+		return nil, ErrNoRoom
 	}
 	var proto uint16
 	switch buf[off] >> 4 {

@@ -122,10 +122,10 @@ func TestPlainSkipsOptionsAndTrimsPadding(t *testing.T) {
 func TestSealRejects(t *testing.T) {
 	c, _ := NewPlain(1)
 	buf := make([]byte, 100)
-	if _, err := c.Seal(buf, 4, 20); err != ErrTooBig {
+	if _, err := c.Seal(buf, 4, 20); err != ErrNoRoom {
 		t.Errorf("no headroom: %v", err)
 	}
-	if _, err := c.Seal(buf, 8, 200); err != ErrTooBig {
+	if _, err := c.Seal(buf, 8, 200); err != ErrNoRoom {
 		t.Errorf("past end: %v", err)
 	}
 	buf[8] = 0x20

@@ -7,7 +7,9 @@ package tunnel
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Driver names accepted by Config.Driver and weft's --tun-driver flag.
@@ -23,8 +25,21 @@ var Drivers = []string{DriverWireguard, DriverWater}
 // packet: the wireguard driver writes a virtio-net header there.
 const WriteOffset = 10
 
-// ErrClosed is returned by Read and Write once the device is closed.
+// ErrClosed is returned by Read and Write once the device is closed, or once
+// its link was deleted from outside (the kernel then answers EBADFD).
 var ErrClosed = errors.New("tunnel closed")
+
+// ErrExists is wrapped by Open's error when a link with the requested name
+// already exists: another weft, or any other interface.
+var ErrExists = errors.New("tun device already exists")
+
+// Limits Validate enforces.
+const (
+	MaxNameLen = 15    // IFNAMSIZ less the NUL
+	MinMTU     = 576   // least IPv4 datagram every host must accept
+	MinMTU6    = 1280  // IPv6 minimum link MTU; the kernel disables IPv6 below it
+	MaxMTU     = 65535 // largest IP packet, and the TUN driver's max_mtu
+)
 
 // Device is a TUN device. Packets are bare IPv4/IPv6 packets.
 //
@@ -37,18 +52,25 @@ type Device interface {
 	// Every buffer must hold offset+MTU bytes at least; with TSO one read may
 	// return up to BatchSize packets split from one superpacket.
 	// len(bufs) must be BatchSize() and len(sizes) >= len(bufs).
-	// It returns ErrClosed after Close.
+	// It returns ErrClosed after Close. Any other error concerns one read (a
+	// malformed superpacket, a short buffer): count it and read again.
+	// The packets are the caller's; the device keeps no reference to bufs.
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 
 	// Write writes each bufs[i][offset:] as one packet. offset must be at
 	// least WriteOffset; the bytes in front of offset are scratch space. With
 	// GRO the driver may coalesce packets into the spare capacity of bufs, so
-	// buffers must not overlap and should have capacity offset+65535. It
+	// buffers must not overlap and should have capacity offset+65535; the
+	// contents of bufs are undefined after Write (headers rewritten). It
 	// returns ErrClosed after Close; other errors are per-packet failures
-	// (joined) and the batch has still been attempted in full.
+	// (joined) and the batch has still been attempted in full, except that
+	// offset < WriteOffset fails the whole batch. An empty packet is skipped
+	// with a per-packet error. The device keeps no reference to bufs.
 	Write(bufs [][]byte, offset int) error
 
 	// BatchSize is the most packets one Read returns. It never changes.
+	// BatchSize, Name, MTU and Offloads are safe for concurrent use, even
+	// after Close, and make no syscalls.
 	BatchSize() int
 
 	// Name is the interface name in the kernel.
@@ -61,14 +83,15 @@ type Device interface {
 	Offloads() Offloads
 
 	// Close removes the device (and with it its addresses and routes).
-	// It unblocks a pending Read. Safe to call more than once.
+	// It unblocks a pending Read and may be called from any goroutine,
+	// concurrently with Read and Write. Calls after the first return nil.
 	Close() error
 }
 
 // Offloads reports the TUN offloads in use. Reason is empty when both are on.
 type Offloads struct {
-	TSO    bool   `json:"tso"`    // kernel hands us TCP superpackets (split in userspace)
-	GRO    bool   `json:"gro"`    // we hand the kernel coalesced TCP/UDP packets
+	TSO    bool   `json:"tso"` // kernel hands us TCP superpackets (split in userspace)
+	GRO    bool   `json:"gro"` // we hand the kernel coalesced TCP/UDP packets
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -86,4 +109,67 @@ type Config struct {
 	// Routes are installed through the interface once it is up (the whole
 	// overlay network). They go away with the interface.
 	Routes []netip.Prefix
+}
+
+// Validate reports the first problem with c, in words fit for a user. Open
+// calls it; cmd may call it earlier to reject flags before doing anything.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("tun name is empty")
+	case len(c.Name) > MaxNameLen:
+		return fmt.Errorf("tun name %q is %d bytes; Linux allows at most %d", c.Name, len(c.Name), MaxNameLen)
+	case c.Name == "." || c.Name == ".." || strings.ContainsAny(c.Name, "/: \t\n"):
+		return fmt.Errorf("tun name %q is not a valid interface name", c.Name)
+	}
+	if c.driver() == "" {
+		return fmt.Errorf("unknown tun driver %q (valid: %s)", c.Driver, strings.Join(Drivers, ", "))
+	}
+	if !c.Address.IsValid() || c.Address.Addr().Is4In6() || c.Address.Addr().Zone() != "" {
+		return fmt.Errorf("tun address %q is not a plain IPv4 or IPv6 prefix", c.Address)
+	}
+	minMTU, why := MinMTU, ""
+	for _, p := range append([]netip.Prefix{c.Address}, c.Routes...) {
+		if p.Addr().Is6() {
+			minMTU, why = MinMTU6, " (IPv6 needs 1280)"
+		}
+	}
+	if c.MTU < minMTU || c.MTU > MaxMTU {
+		return fmt.Errorf("tun MTU %d out of range %d..%d%s", c.MTU, minMTU, MaxMTU, why)
+	}
+	for _, r := range c.Routes {
+		if !r.IsValid() || r.Addr().Is4In6() || r.Addr().Zone() != "" {
+			return fmt.Errorf("tun route %q is not a plain IPv4 or IPv6 prefix", r)
+		}
+		if r != r.Masked() {
+			return fmt.Errorf("tun route %s has host bits set (did you mean %s?)", r, r.Masked())
+		}
+	}
+	return nil
+}
+
+// driver resolves the default and returns "" for an unknown driver.
+func (c Config) driver() string {
+	if c.Driver == "" {
+		return DriverWireguard
+	}
+	for _, d := range Drivers {
+		if c.Driver == d {
+			return d
+		}
+	}
+	return ""
+}
+
+// checkWriteOffset enforces WriteOffset in every driver, so a caller that
+// leaves too little headroom fails with water too, not only with wireguard.
+func checkWriteOffset(offset int) error {
+	if offset < WriteOffset {
+		return fmt.Errorf("write offset %d is less than tunnel.WriteOffset (%d)", offset, WriteOffset)
+	}
+	return nil
+}
+
+func emptyPacketError(i, n, offset int) error {
+	return fmt.Errorf("packet %d is empty (len %d, offset %d)", i, n, offset)
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/weftnet/weft/node"
+)
+
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("status", stdout)
+	asJSON := fs.Bool("json", false, "print JSON (the keys are stable)")
+	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node to ask")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := node.FetchStatus(ctx, *runDir)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	printStatus(stdout, s)
+	return nil
+}
+
+func printStatus(w io.Writer, s *node.Status) {
+	fmt.Fprintf(w, "node      %s\naddress   %s\nsubnet    %s\nnetwork   %s\nmtu       %d\nuptime    %s\n",
+		s.Name, s.Address, s.Subnet, s.Network, s.MTU, time.Duration(s.UptimeSeconds)*time.Second)
+	fmt.Fprintf(w, "underlay  %s %s (mtu %d, %s)\nlisten    %s\ntun       %s (%s)\n",
+		s.Underlay.Interface, s.Underlay.Addr, s.Underlay.MTU, s.Underlay.Why, s.Listen, s.Tun.Name, s.Tun.Driver)
+	fmt.Fprintf(w, "offloads  tun tso=%s gro=%s%s, udp gso=%s gro=%s%s\n",
+		onOff(s.Offloads.Tun.TSO), onOff(s.Offloads.Tun.GRO), because(s.Offloads.Tun.Reason),
+		onOff(s.Offloads.UDP.GSO), onOff(s.Offloads.UDP.GRO), because(s.Offloads.UDP.Reason))
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	for _, p := range s.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State,
+			p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+	}
+	if len(s.Peers) == 0 {
+		fmt.Fprintln(tw, "(no peers)")
+	}
+	tw.Flush()
+	var drops []string
+	for reason, n := range s.Drops {
+		if n > 0 {
+			drops = append(drops, fmt.Sprintf("%s=%d", reason, n))
+		}
+	}
+	slices.Sort(drops)
+	if len(drops) == 0 {
+		drops = []string{"none"}
+	}
+	fmt.Fprintf(w, "\ndrops     %s\n", strings.Join(drops, " "))
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}

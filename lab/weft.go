@@ -1,0 +1,132 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/weftnet/weft/node"
+)
+
+// WeftConfig describes weft nodes to run on a lab's hosts.
+type WeftConfig struct {
+	// Binary is the weft executable. Required.
+	Binary string
+	// Dir holds each node's run and state directories (hosts share one
+	// filesystem, so each needs its own). Required.
+	Dir string
+	// Network is the overlay; default 10.244.0.0/16. Host i gets the /24
+	// with third byte i.
+	Network netip.Prefix
+	// Driver is the --tun-driver; empty means weft's default.
+	Driver string
+	// Args are added to every node's `weft up` command line.
+	Args []string
+}
+
+// Weft is one weft node running on a lab host.
+type Weft struct {
+	Host   *Host
+	Name   string
+	Subnet netip.Prefix
+	Addr   netip.Addr // overlay address: the subnet's network address
+	RunDir string
+	Args   []string // the full `weft up` arguments
+	Proc   *Proc
+	binary string
+}
+
+// StartWeft runs `weft up` on every host of the lab, each statically peered
+// with all others, and waits until every node answers `weft status`.
+func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
+	if cfg.Binary == "" || cfg.Dir == "" {
+		return nil, errors.New("lab: WeftConfig needs Binary and Dir")
+	}
+	if !cfg.Network.IsValid() {
+		cfg.Network = netip.MustParsePrefix("10.244.0.0/16")
+	}
+	base := cfg.Network.Addr().As4()
+	nodes := make([]*Weft, len(l.Hosts))
+	for i, h := range l.Hosts {
+		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], byte(i + 1), 0}), 24)
+		nodes[i] = &Weft{Host: h, Name: h.Name, Subnet: sub, Addr: sub.Addr(),
+			RunDir: filepath.Join(cfg.Dir, h.Name, "run"), binary: cfg.Binary}
+	}
+	for _, n := range nodes {
+		n.Args = []string{"up", "--name", n.Name, "--insecure", "--network", cfg.Network.String(),
+			"--subnet", n.Subnet.String(), "--run-dir", n.RunDir,
+			"--state-dir", filepath.Join(cfg.Dir, n.Name, "state")}
+		if cfg.Driver != "" {
+			n.Args = append(n.Args, "--tun-driver", cfg.Driver)
+		}
+		for _, p := range nodes {
+			if p != n {
+				n.Args = append(n.Args, "--peer", fmt.Sprintf("%s=%s@%s", p.Name, p.Subnet, p.Host.Addr))
+			}
+		}
+		n.Args = append(n.Args, cfg.Args...)
+		if err := n.Start(ctx); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
+// Start runs the node with its Args and waits until it answers status.
+func (w *Weft) Start(ctx context.Context) error {
+	p, err := w.Host.Start(context.Background(), w.binary, w.Args...)
+	if err != nil {
+		return err
+	}
+	w.Proc = p
+	// Stop waiting as soon as the node exits: it will not come up.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return WaitFor(ctx, 30*time.Second, w.Name+" answering status", func() error {
+		select {
+		case <-p.Done():
+			return fmt.Errorf("weft exited: %v\n%s", p.Wait(), p.Output())
+		default:
+		}
+		_, err := w.Status(ctx)
+		return err
+	})
+}
+
+// Status asks the node for its status.
+func (w *Weft) Status(ctx context.Context) (*node.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return node.FetchStatus(ctx, w.RunDir)
+}
+
+// Stop sends SIGTERM and waits for a clean exit; a node that needs SIGKILL
+// or exits non-zero is an error.
+func (w *Weft) Stop() error {
+	if w.Proc == nil {
+		return nil
+	}
+	return w.Proc.Stop(syscall.SIGTERM, 15*time.Second)
+}
+
+// RunFiles lists what the node left in its run dir.
+func (w *Weft) RunFiles() ([]string, error) {
+	ents, err := os.ReadDir(w.RunDir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, err
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/tunnel"
+)
+
+// Config is one node's configuration. Its fields mirror `weft up`'s flags,
+// and validation errors name the flag, so an operator knows what to change.
+type Config struct {
+	Name      string         // --name: this node's name among its peers; default the hostname
+	Listen    netip.AddrPort // --listen: UDP address for overlay traffic; default 0.0.0.0:6081
+	Advertise netip.Addr     // --advertise: this node's underlay IP; zero = the default-route interface's
+	Network   netip.Prefix   // --network: the whole overlay; default 10.244.0.0/16
+	Subnet    netip.Prefix   // --subnet: this node's share of Network (required until gossip leases exist)
+	SubnetLen int            // --subnet-len: prefix length of subnets picked for nodes; default 24
+	Peers     []PeerInfo     // --peer: static peers
+	TunName   string         // --tun: default weft0
+	TunDriver string         // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
+	StateDir  string         // --state-dir: persistent state; default /var/lib/weft
+	RunDir    string         // --run-dir: control socket and subnet.env; default /run/weft
+	Insecure  bool           // --insecure: run without authentication or encryption
+	VNI       uint32         // GENEVE network id; default 1
+}
+
+// DefaultConfig returns the defaults of `weft up`.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Name:      host,
+		Listen:    netip.AddrPortFrom(netip.IPv4Unspecified(), encap.Port),
+		Network:   netip.MustParsePrefix("10.244.0.0/16"),
+		SubnetLen: 24,
+		TunName:   "weft0",
+		TunDriver: tunnel.DriverWireguard,
+		StateDir:  "/var/lib/weft",
+		RunDir:    "/run/weft",
+		VNI:       1,
+	}
+}
+
+// ErrInsecureRequired is returned until weft can authenticate traffic.
+var ErrInsecureRequired = errors.New("--insecure is required: this weft cannot yet authenticate or encrypt traffic, so it runs only when told to accept that")
+
+// Validate checks the configuration without touching the system.
+func (c *Config) Validate() error {
+	if !c.Insecure {
+		return ErrInsecureRequired
+	}
+	if c.Name == "" {
+		return errors.New("--name: must not be empty")
+	}
+	if !c.Listen.IsValid() || c.Listen.Port() == 0 {
+		return fmt.Errorf("--listen %s: need an address and a non-zero port", c.Listen)
+	}
+	if !c.Network.IsValid() || c.Network != c.Network.Masked() {
+		return fmt.Errorf("--network %s: not a network address (did you mean %s?)", c.Network, c.Network.Masked())
+	}
+	if c.SubnetLen <= c.Network.Bits() || c.SubnetLen > c.Network.Addr().BitLen() {
+		return fmt.Errorf("--subnet-len %d: must be longer than --network's /%d and at most /%d", c.SubnetLen, c.Network.Bits(), c.Network.Addr().BitLen())
+	}
+	if !c.Subnet.IsValid() {
+		return errors.New("--subnet is required: gossip leases do not exist yet, so each node must be given its subnet")
+	}
+	if c.Subnet != c.Subnet.Masked() {
+		return fmt.Errorf("--subnet %s: not a network address (did you mean %s?)", c.Subnet, c.Subnet.Masked())
+	}
+	if !c.Network.Contains(c.Subnet.Addr()) || c.Subnet.Bits() <= c.Network.Bits() {
+		return fmt.Errorf("--subnet %s is not inside --network %s", c.Subnet, c.Network)
+	}
+	if len(c.TunName) == 0 || len(c.TunName) > 15 {
+		return fmt.Errorf("--tun %q: interface names are 1 to 15 bytes", c.TunName)
+	}
+	known := false
+	for _, d := range tunnel.Drivers {
+		known = known || d == c.TunDriver
+	}
+	if !known {
+		return fmt.Errorf("--tun-driver %q: must be one of %v", c.TunDriver, tunnel.Drivers)
+	}
+	if c.RunDir == "" || c.StateDir == "" {
+		return errors.New("--run-dir and --state-dir must not be empty")
+	}
+	if _, err := buildTable(c.Peers, c.Network, c.Subnet, nil); err != nil {
+		return fmt.Errorf("--peer: %w", err)
+	}
+	return nil
+}
+
+// Address is the node's own overlay address: the subnet's network address,
+// kept off the subnet's .1 so a container bridge can take that as gateway
+// (flannel's convention).
+func (c *Config) Address() netip.Addr { return c.Subnet.Addr() }

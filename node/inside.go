@@ -1,0 +1,131 @@
+package node
+
+// The inside loop: packets this host routes into the TUN leave for peers.
+//
+//	TUN.Read (a batch; TSO superpackets arrive split) → per packet: check the
+//	destination is in the overlay, the source is ours, find the peer by
+//	longest prefix, seal the GENEVE header into the headroom in place →
+//	UDP Write of the whole batch (runs to one peer become GSO sends).
+//
+// Packets for no peer or over the MTU are answered with ICMP written back
+// into the TUN. One goroutine owns every buffer here.
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/weftnet/weft/tunnel"
+)
+
+type inside struct {
+	n       *Node
+	bufs    [][]byte
+	sizes   []int
+	dgrams  [][]byte
+	eps     []netip.AddrPort
+	icmpBuf [][]byte // scratch for ICMP errors, reused every batch
+	icmpOut [][]byte
+}
+
+func newInside(n *Node) *inside {
+	batch := n.tun.BatchSize()
+	in := &inside{
+		n:       n,
+		bufs:    make([][]byte, batch),
+		sizes:   make([]int, batch),
+		dgrams:  make([][]byte, 0, batch),
+		eps:     make([]netip.AddrPort, 0, batch),
+		icmpBuf: make([][]byte, batch),
+		icmpOut: make([][]byte, 0, batch),
+	}
+	// Room for the codec in front and behind, and the largest IP packet:
+	// a TUN whose MTU an operator raised by hand must not make reads fail.
+	size := n.codec.Headroom() + 65535 + n.codec.Tailroom()
+	for i := range in.bufs {
+		in.bufs[i] = make([]byte, size)
+		in.icmpBuf[i] = make([]byte, tunnel.WriteOffset+icmp6MaxLen)
+	}
+	return in
+}
+
+// run forwards until the TUN is closed; other read errors end it too.
+func (in *inside) run() error {
+	n := in.n
+	off := n.codec.Headroom()
+	for {
+		count, err := n.tun.Read(in.bufs, in.sizes, off)
+		if err != nil {
+			if errors.Is(err, tunnel.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		t := n.table.Load()
+		in.dgrams, in.eps, in.icmpOut = in.dgrams[:0], in.eps[:0], in.icmpOut[:0]
+		for i := range count {
+			in.packet(t, in.bufs[i], off, in.sizes[i])
+		}
+		if len(in.dgrams) > 0 {
+			if err := n.conn.Write(in.dgrams, in.eps); err != nil {
+				n.drops.add(dropSendError, uint64(len(in.dgrams)))
+				n.warnSend(err)
+			}
+		}
+		if len(in.icmpOut) > 0 {
+			n.writeTUN(in.icmpOut)
+		}
+	}
+}
+
+// packet handles buf[off:off+size]: queue it for a peer or count its drop.
+func (in *inside) packet(t *table, buf []byte, off, size int) {
+	n := in.n
+	pkt := buf[off : off+size]
+	ip, ok := parseIP(pkt)
+	switch {
+	case !ok:
+		n.drops.add(dropTunMalformed, 1)
+		return
+	case !n.cfg.Network.Contains(ip.dst):
+		n.drops.add(dropNotOverlay, 1)
+		return
+	case !n.cfg.Subnet.Contains(ip.src):
+		n.drops.add(dropForeignSource, 1)
+		return
+	case n.cfg.Subnet.Contains(ip.dst):
+		n.drops.add(dropLocalDest, 1)
+		return
+	case size > n.mtu:
+		n.drops.add(dropTooBig, 1)
+		in.icmp(icmpTooBig, pkt, ip)
+		return
+	}
+	peer := t.lookup(ip.dst)
+	if peer == nil {
+		n.drops.add(dropNoRoute, 1)
+		in.icmp(icmpNoRoute, pkt, ip)
+		return
+	}
+	dgram, err := n.codec.Seal(buf, off, size)
+	if err != nil {
+		n.drops.addEncap(err)
+		return
+	}
+	peer.txPackets.Add(1)
+	peer.txBytes.Add(uint64(size))
+	in.dgrams = append(in.dgrams, dgram)
+	in.eps = append(in.eps, peer.Endpoint)
+}
+
+// icmp queues an ICMP error about pkt for the TUN, rate-limited.
+func (in *inside) icmp(kind icmpKind, pkt []byte, ip ipInfo) {
+	n := in.n
+	if !needsICMPError(pkt, ip) || !n.icmpLimit.Allow() {
+		return
+	}
+	src := n.cfg.Address()
+	buf := in.icmpBuf[len(in.icmpOut)]
+	if l := buildICMP(buf[tunnel.WriteOffset:], kind, src, pkt, ip, n.mtu); l > 0 {
+		in.icmpOut = append(in.icmpOut, buf[:tunnel.WriteOffset+l])
+	}
+}

@@ -1,0 +1,209 @@
+// Package node is the weft agent: it opens the TUN device and the UDP socket,
+// keeps the routing table fed from its peer sources, runs the forwarding
+// loops (inside.go: TUN → wire, outside.go: wire → TUN) and serves status.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/tunnel"
+	"github.com/weftnet/weft/udp"
+)
+
+// Transport is the underlay socket the loops use; *udp.Conn is the real one.
+// Read and Write may run concurrently with each other, not with themselves.
+type Transport interface {
+	// Read returns up to len(bufs) datagrams at bufs[i][offset:offset+sizes[i]]
+	// from eps[i]; net.ErrClosed after Close.
+	Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) (int, error)
+	// Write sends bufs[i] to eps[i].
+	Write(bufs [][]byte, eps []netip.AddrPort) error
+	BatchSize() int
+	Offloads() udp.Offloads
+	Close() error
+}
+
+var _ Transport = (*udp.Conn)(nil)
+
+// Node is a running weft agent.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	underlay Underlay
+	mtu      int
+	codec    encap.Codec
+	tun      tunnel.Device
+	conn     Transport
+	started  time.Time
+
+	table     atomic.Pointer[table]
+	drops     drops
+	icmpLimit *rate.Limiter
+
+	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
+
+	sendWarn *rate.Limiter // one send-error log line per minute at most
+}
+
+// New validates cfg, finds the underlay, and opens the UDP socket and the TUN
+// device. The caller must Run the node (which closes them) or Close it.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	under, err := findUnderlay(cfg.Advertise, cfg.Listen.Addr())
+	if err != nil {
+		return nil, err
+	}
+	codec, err := encap.NewPlain(cfg.VNI)
+	if err != nil {
+		return nil, err
+	}
+	mtu := under.MTU - overhead(under.Addr, codec.Headroom(), codec.Tailroom())
+	log.Info("underlay chosen", "interface", under.Interface, "address", under.Addr,
+		"why", under.Why, "underlay_mtu", under.MTU, "tun_mtu", mtu)
+	if mtu < 576 {
+		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
+	}
+	conn, err := udp.Listen(udp.Config{Listen: cfg.Listen})
+	if err != nil {
+		if errors.Is(err, udp.ErrAddrInUse) {
+			return nil, fmt.Errorf("--listen %s: port already in use (a kernel geneve device, Cilium or OVN?); pick another port with --listen: %w", cfg.Listen, err)
+		}
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	dev, err := tunnel.Open(tunnel.Config{
+		Name:    cfg.TunName,
+		Driver:  cfg.TunDriver,
+		MTU:     mtu,
+		Address: netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
+		Routes:  []netip.Prefix{cfg.Network},
+	}, log)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("--tun %s: %w", cfg.TunName, err)
+	}
+	return newNode(cfg, log, under, mtu, codec, dev, conn)
+}
+
+// newNode assembles a node from open parts (tests pass fakes).
+func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
+	n := &Node{
+		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
+		icmpLimit: rate.NewLimiter(100, 20),
+		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
+		started:   time.Now(),
+	}
+	t, err := buildTable(nil, cfg.Network, cfg.Subnet, nil)
+	if err != nil {
+		return nil, err
+	}
+	n.table.Store(t)
+	return n, nil
+}
+
+// Close releases the TUN and the socket; Run does this itself on return.
+func (n *Node) Close() error {
+	return errors.Join(n.tun.Close(), n.conn.Close())
+}
+
+// Run forwards traffic and serves status until ctx ends or a loop fails,
+// then shuts down in order: status, loops, TUN, socket, run files.
+func (n *Node) Run(ctx context.Context, sources ...PeerSource) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	srv, err := n.serveStatus(ctx)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	if err := n.writeSubnetEnv(); err != nil {
+		srv.close()
+		n.Close()
+		return err
+	}
+
+	var wg sync.WaitGroup
+	fail := func(what string, err error) {
+		if err != nil {
+			cancel(fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
+	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
+	n.runSources(ctx, &wg, sources, fail)
+
+	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
+		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "mtu", n.mtu,
+		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.conn.Offloads())
+
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	srv.close()
+	closeErr := n.Close() // unblocks both loops
+	wg.Wait()
+	n.removeRunFiles()
+	if errors.Is(cause, context.Canceled) {
+		cause = nil
+	}
+	return errors.Join(cause, closeErr)
+}
+
+// runSources merges the peer sets of every source into one routing table.
+func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []PeerSource, fail func(string, error)) {
+	var mu sync.Mutex
+	sets := make([][]PeerInfo, len(sources))
+	for i, src := range sources {
+		wg.Go(func() {
+			fail("peer source", src.Run(ctx, func(peers []PeerInfo) {
+				mu.Lock()
+				defer mu.Unlock()
+				sets[i] = peers
+				var all []PeerInfo
+				for _, s := range sets {
+					all = append(all, s...)
+				}
+				n.setPeers(all)
+			}))
+		})
+	}
+}
+
+// setPeers swaps in a routing table for peers; a set that does not check out
+// (overlaps, outside the network) is refused whole and the old one stays.
+func (n *Node) setPeers(peers []PeerInfo) {
+	t, err := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.table.Load())
+	if err != nil {
+		n.log.Warn("peer set refused; keeping the previous routes", "err", err)
+		return
+	}
+	n.table.Store(t)
+	n.log.Info("routes updated", "peers", len(t.peers))
+}
+
+// writeTUN hands a batch to the TUN; both loops call it.
+func (n *Node) writeTUN(bufs [][]byte) {
+	n.tunWriteMu.Lock()
+	err := n.tun.Write(bufs, tunnel.WriteOffset)
+	n.tunWriteMu.Unlock()
+	if err != nil && !errors.Is(err, tunnel.ErrClosed) {
+		n.drops.add(dropTunWriteError, uint64(len(bufs))) // some of the batch may have gone through
+	}
+}
+
+func (n *Node) warnSend(err error) {
+	if n.sendWarn.Allow() {
+		n.log.Warn("UDP send failed (further failures this minute are only counted)", "err", err)
+	}
+}

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/gaissmai/bart"
+)
+
+// PeerInfo is what a peer source knows about one remote node.
+type PeerInfo struct {
+	Name     string
+	Subnet   netip.Prefix
+	Endpoint netip.AddrPort // underlay address and UDP port
+	State    string         // "static" for --peer; gossip states later
+}
+
+// PeerSource feeds the routing table: static --peer flags now, gossip later.
+// Run calls update with the source's complete current peer set whenever it
+// changes (the first call is the initial set) until ctx ends. update never
+// blocks for long and must not be called concurrently by one source.
+type PeerSource interface {
+	Run(ctx context.Context, update func([]PeerInfo)) error
+}
+
+// StaticPeers is the PeerSource of --peer flags: one fixed set.
+type StaticPeers []PeerInfo
+
+func (s StaticPeers) Run(ctx context.Context, update func([]PeerInfo)) error {
+	update(s)
+	<-ctx.Done()
+	return nil
+}
+
+// Peer is a remote node as the data path sees it. A Peer is immutable; its
+// counters live behind a pointer that every snapshot of the same peer shares,
+// so increments made through an old snapshot are never lost.
+type Peer struct {
+	PeerInfo
+	*counters
+}
+
+// counters are updated by the forwarding loops without locks.
+type counters struct {
+	rxPackets, rxBytes atomic.Uint64
+	txPackets, txBytes atomic.Uint64
+}
+
+// table is an immutable routing snapshot; the loops load it once per batch
+// and a change swaps in a new one, so lookups take no locks.
+type table struct {
+	routes     *bart.Table[*Peer]
+	byEndpoint map[netip.AddrPort]*Peer
+	peers      []*Peer // sorted by name, for status
+}
+
+// lookup returns the peer whose subnet holds dst (longest prefix), or nil.
+func (t *table) lookup(dst netip.Addr) *Peer {
+	p, _ := t.routes.Lookup(dst)
+	return p
+}
+
+// buildTable checks a peer set against this node's own network and subnet
+// and returns the new snapshot. Counters carry over from old by peer name.
+func buildTable(infos []PeerInfo, network, own netip.Prefix, old *table) (*table, error) {
+	prev := map[string]*Peer{}
+	if old != nil {
+		for _, p := range old.peers {
+			prev[p.Name] = p
+		}
+	}
+	t := &table{routes: new(bart.Table[*Peer]), byEndpoint: make(map[netip.AddrPort]*Peer, len(infos))}
+	names := map[string]bool{}
+	for _, in := range infos {
+		switch {
+		case names[in.Name]:
+			return nil, fmt.Errorf("peer %q listed twice", in.Name)
+		case !network.Contains(in.Subnet.Addr()) || in.Subnet.Bits() < network.Bits():
+			return nil, fmt.Errorf("peer %q: subnet %s is not inside the network %s", in.Name, in.Subnet, network)
+		case in.Subnet.Overlaps(own):
+			return nil, fmt.Errorf("peer %q: subnet %s overlaps this node's subnet %s", in.Name, in.Subnet, own)
+		}
+		if t.routes.OverlapsPrefix(in.Subnet) {
+			o := overlapping(t.routes, in.Subnet)
+			return nil, fmt.Errorf("peer %q: subnet %s overlaps peer %q's %s", in.Name, in.Subnet, o.Name, o.Subnet)
+		}
+		if o := t.byEndpoint[in.Endpoint]; o != nil {
+			return nil, fmt.Errorf("peer %q: endpoint %s is also peer %q's", in.Name, in.Endpoint, o.Name)
+		}
+		names[in.Name] = true
+		p := &Peer{PeerInfo: in, counters: &counters{}}
+		if old := prev[in.Name]; old != nil {
+			p.counters = old.counters
+		}
+		t.routes.Insert(in.Subnet, p)
+		t.byEndpoint[in.Endpoint] = p
+		t.peers = append(t.peers, p)
+	}
+	sortPeers(t.peers)
+	return t, nil
+}
+
+// overlapping returns a peer in routes whose subnet overlaps pfx.
+func overlapping(routes *bart.Table[*Peer], pfx netip.Prefix) *Peer {
+	for _, p := range routes.Supernets(pfx) {
+		return p
+	}
+	for _, p := range routes.Subnets(pfx) {
+		return p
+	}
+	return nil
+}
+
+func sortPeers(ps []*Peer) {
+	slices.SortFunc(ps, func(a, b *Peer) int { return strings.Compare(a.Name, b.Name) })
+}

@@ -1,0 +1,123 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+var (
+	testNet = netip.MustParsePrefix("10.244.0.0/16")
+	ownNet  = netip.MustParsePrefix("10.244.1.0/24")
+)
+
+func peer(name, subnet, ep string) PeerInfo {
+	return PeerInfo{Name: name, Subnet: netip.MustParsePrefix(subnet), Endpoint: netip.MustParseAddrPort(ep), State: "static"}
+}
+
+func TestTableLookup(t *testing.T) {
+	tb, err := buildTable([]PeerInfo{
+		peer("b", "10.244.2.0/24", "192.0.2.2:6081"),
+		peer("c", "10.244.3.0/24", "192.0.2.3:6081"),
+		peer("d", "10.244.128.0/17", "192.0.2.4:6081"),
+	}, testNet, ownNet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dst, want := range map[string]string{
+		"10.244.2.9": "b", "10.244.3.0": "c", "10.244.200.1": "d", "10.244.4.1": "", "10.244.1.5": "", "10.9.0.1": "",
+	} {
+		got := ""
+		if p := tb.lookup(netip.MustParseAddr(dst)); p != nil {
+			got = p.Name
+		}
+		if got != want {
+			t.Errorf("lookup(%s) = %q, want %q", dst, got, want)
+		}
+	}
+	if p := tb.byEndpoint[netip.MustParseAddrPort("192.0.2.3:6081")]; p == nil || p.Name != "c" {
+		t.Errorf("byEndpoint: %v", p)
+	}
+	if names := tb.peers[0].Name + tb.peers[1].Name + tb.peers[2].Name; names != "bcd" {
+		t.Errorf("peers not sorted: %s", names)
+	}
+}
+
+func TestTableRejects(t *testing.T) {
+	b := peer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	cases := map[string]struct {
+		peers []PeerInfo
+		want  string
+	}{
+		"duplicate name":     {[]PeerInfo{b, peer("b", "10.244.3.0/24", "192.0.2.3:6081")}, "listed twice"},
+		"outside network":    {[]PeerInfo{peer("x", "10.9.0.0/24", "192.0.2.3:6081")}, "not inside the network"},
+		"wider than network": {[]PeerInfo{peer("x", "10.0.0.0/8", "192.0.2.3:6081")}, "not inside the network"},
+		"overlaps own":       {[]PeerInfo{peer("x", "10.244.0.0/20", "192.0.2.3:6081")}, "overlaps this node's"},
+		"overlaps peer":      {[]PeerInfo{b, peer("x", "10.244.2.128/25", "192.0.2.3:6081")}, `overlaps peer "b"`},
+		"covers peer":        {[]PeerInfo{b, peer("x", "10.244.2.0/23", "192.0.2.3:6081")}, `overlaps peer "b"`},
+		"same endpoint":      {[]PeerInfo{b, peer("x", "10.244.3.0/24", "192.0.2.2:6081")}, "endpoint"},
+	}
+	for name, tc := range cases {
+		_, err := buildTable(tc.peers, testNet, ownNet, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestTableKeepsCounters(t *testing.T) {
+	b := peer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	t1, _ := buildTable([]PeerInfo{b}, testNet, ownNet, nil)
+	t1.peers[0].rxPackets.Add(5)
+	b.Endpoint = netip.MustParseAddrPort("192.0.2.9:6081") // the peer moved
+	t2, err := buildTable([]PeerInfo{b}, testNet, ownNet, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1.peers[0].rxPackets.Add(1) // a loop still holding the old snapshot
+	if got := t2.peers[0].rxPackets.Load(); got != 6 {
+		t.Fatalf("rx packets after rebuild = %d, want 6", got)
+	}
+	if t1.peers[0].Endpoint == t2.peers[0].Endpoint {
+		t.Fatal("old snapshot was modified")
+	}
+}
+
+// BenchmarkLookup measures the route lookup per packet against table size.
+func BenchmarkLookup(b *testing.B) {
+	for _, n := range []int{10, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
+			network := netip.MustParsePrefix("10.0.0.0/8")
+			var peers []PeerInfo
+			for i := 1; i <= n; i++ {
+				peers = append(peers, PeerInfo{
+					Name:     fmt.Sprint("n", i),
+					Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
+					Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),
+				})
+			}
+			tb, err := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dst := netip.AddrFrom4([4]byte{10, byte(n >> 8), byte(n), 7})
+			b.ReportAllocs()
+			for b.Loop() {
+				if tb.lookup(dst) == nil {
+					b.Fatal("no route")
+				}
+			}
+		})
+	}
+}
+
+func TestDropNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range dropNames {
+		if n == "" || seen[n] {
+			t.Fatalf("drop reason %q empty or listed twice", n)
+		}
+		seen[n] = true
+	}
+}

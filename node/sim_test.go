@@ -1,0 +1,339 @@
+package node
+
+// An in-process network: nodes joined by channel-based TUN devices and UDP
+// sockets, so the forwarding loops run in every `go test` without root.
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/tunnel/tunneltest"
+	"github.com/weftnet/weft/udp"
+)
+
+type datagram struct {
+	from netip.AddrPort
+	b    []byte
+}
+
+// simNet delivers datagrams between simConns by endpoint.
+type simNet struct {
+	mu    sync.Mutex
+	conns map[netip.AddrPort]*simConn
+}
+
+func (s *simNet) listen(ep string) *simConn {
+	c := &simConn{net: s, ep: netip.MustParseAddrPort(ep), in: make(chan datagram, 1024), done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[netip.AddrPort]*simConn{}
+	}
+	s.conns[c.ep] = c
+	return c
+}
+
+// send delivers b to ep as if from from; datagrams to nowhere are lost.
+func (s *simNet) send(from, to netip.AddrPort, b []byte) {
+	s.mu.Lock()
+	c := s.conns[to]
+	s.mu.Unlock()
+	if c != nil {
+		select {
+		case c.in <- datagram{from, append([]byte(nil), b...)}:
+		case <-c.done:
+		}
+	}
+}
+
+type simConn struct {
+	net       *simNet
+	ep        netip.AddrPort
+	in        chan datagram
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ Transport = (*simConn)(nil)
+
+func (c *simConn) Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) (int, error) {
+	var d datagram
+	select {
+	case d = <-c.in:
+	case <-c.done:
+		return 0, net.ErrClosed
+	}
+	n := 0
+	for {
+		sizes[n] = copy(bufs[n][offset:], d.b)
+		eps[n] = d.from
+		n++
+		if n == len(bufs) {
+			return n, nil
+		}
+		select {
+		case d = <-c.in:
+		default:
+			return n, nil
+		}
+	}
+}
+
+func (c *simConn) Write(bufs [][]byte, eps []netip.AddrPort) error {
+	for i, b := range bufs {
+		c.net.send(c.ep, eps[i], b)
+	}
+	return nil
+}
+
+func (c *simConn) BatchSize() int         { return 16 }
+func (c *simConn) Offloads() udp.Offloads { return udp.Offloads{Reason: "simulated"} }
+func (c *simConn) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	return nil
+}
+
+type simNode struct {
+	*Node
+	tun  *tunneltest.Device
+	conn *simConn
+	done chan error
+}
+
+// startSim runs a node named name with subnet and endpoint ep on net, peered
+// statically with peers. It stops when the test ends.
+func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...PeerInfo) *simNode {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Insecure = name, true
+	cfg.Subnet = netip.MustParsePrefix(subnet)
+	cfg.RunDir = t.TempDir()
+	codec, _ := encap.NewPlain(cfg.VNI)
+	dev := tunneltest.New("weft0", 1464, 8)
+	conn := sn.listen(ep)
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec, dev, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &simNode{Node: n, tun: dev, conn: conn, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { s.done <- n.Run(ctx, StaticPeers(peers)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-s.done; err != nil {
+			t.Errorf("%s: Run: %v", name, err)
+		}
+	})
+	waitFor(t, "routes of "+name, func() bool { return len(n.table.Load().peers) == len(peers) })
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func recv(t *testing.T, d *tunneltest.Device) []byte {
+	t.Helper()
+	select {
+	case p := <-d.Written():
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("no packet reached the TUN")
+		return nil
+	}
+}
+
+func noPacket(t *testing.T, d *tunneltest.Device) {
+	t.Helper()
+	select {
+	case p := <-d.Written():
+		t.Fatalf("unexpected packet on the TUN: % x", p[:min(len(p), 40)])
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// pair starts a and b, peered with each other.
+func pair(t *testing.T) (*simNet, *simNode, *simNode) {
+	sn := &simNet{}
+	a := startSim(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", peer("b", "10.244.2.0/24", "192.0.2.2:6081"))
+	b := startSim(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", peer("a", "10.244.1.0/24", "192.0.2.1:6081"))
+	return sn, a, b
+}
+
+func drop(n *simNode, reason string) uint64 { return n.drops.snapshot()[reason] }
+
+func TestSimForwarding(t *testing.T) {
+	_, a, b := pair(t)
+	for _, size := range []int{28, 1000, 1464} {
+		pkt := udp4("10.244.1.5", "10.244.2.6", size, true)
+		a.tun.Inject(pkt)
+		if got := recv(t, b.tun); !bytes.Equal(got, pkt) {
+			t.Fatalf("size %d: b's TUN got a different packet", size)
+		}
+	}
+	reply := udp4("10.244.2.6", "10.244.1.0", 100, false)
+	b.tun.Inject(reply)
+	if got := recv(t, a.tun); !bytes.Equal(got, reply) {
+		t.Fatal("reply differs")
+	}
+	st := a.Status()
+	if len(st.Peers) != 1 || st.Peers[0].TxPackets != 3 || st.Peers[0].RxPackets != 1 || st.Peers[0].State != "static" {
+		t.Fatalf("a's peers: %+v", st.Peers)
+	}
+	if st.Address != netip.MustParseAddr("10.244.1.0") || st.MTU != 1464 {
+		t.Fatalf("status %+v", st)
+	}
+	env, err := os.ReadFile(filepath.Join(a.cfg.RunDir, SubnetEnvFile))
+	if err != nil || string(env) != "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=1464\nWEFT_IPMASQ=false\n" {
+		t.Fatalf("subnet.env: %q %v", env, err)
+	}
+	fetched, err := FetchStatus(context.Background(), a.cfg.RunDir)
+	if err != nil || fetched.Name != "a" || fetched.Peers[0].TxPackets != 3 {
+		t.Fatalf("FetchStatus: %+v %v", fetched, err)
+	}
+}
+
+func TestSimSenderRefuses(t *testing.T) {
+	_, a, _ := pair(t)
+	cases := []struct {
+		pkt    []byte
+		reason string
+		icmp   bool
+	}{
+		{udp4("10.244.7.5", "10.244.2.6", 60, false), "foreign_source", false},
+		{udp4("10.244.1.5", "10.244.9.6", 60, false), "no_route", true},
+		{udp4("10.244.1.5", "10.244.1.6", 60, false), "local_destination", false},
+		{udp4("10.244.1.5", "8.8.8.8", 60, false), "not_overlay", false},
+		{udp4("10.244.1.5", "10.244.2.6", 1465, true), "too_big", true},
+		{[]byte{0x45, 0, 0}, "tun_malformed", false},
+	}
+	for _, tc := range cases {
+		before := drop(a, tc.reason)
+		a.tun.Inject(tc.pkt)
+		waitFor(t, tc.reason, func() bool { return drop(a, tc.reason) == before+1 })
+		if !tc.icmp {
+			continue
+		}
+		reply := recv(t, a.tun)
+		ip, ok := parseIP(reply)
+		if !ok || ip.proto != 1 || ip.dst != netip.MustParseAddr("10.244.1.5") || ip.src != netip.MustParseAddr("10.244.1.0") {
+			t.Fatalf("%s: ICMP reply %+v", tc.reason, ip)
+		}
+	}
+}
+
+func TestSimReceiverDrops(t *testing.T) {
+	sn, a, b := pair(t)
+	codec, _ := encap.NewPlain(1)
+	sealed := func(pkt []byte) []byte {
+		buf := append(make([]byte, encap.HeaderLen), pkt...)
+		d, err := codec.Seal(buf, encap.HeaderLen, len(pkt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	other, _ := encap.NewPlain(2)
+	wrongNet := append(make([]byte, encap.HeaderLen), udp4("10.244.1.5", "10.244.2.6", 60, false)...)
+	wrongNet, _ = other.Seal(wrongNet, encap.HeaderLen, 60)
+	aEP, stranger := a.conn.ep, netip.MustParseAddrPort("192.0.2.99:6081")
+	cases := []struct {
+		from   netip.AddrPort
+		b      []byte
+		reason string
+	}{
+		{aEP, sealed(udp4("10.244.3.5", "10.244.2.6", 60, false)), "spoofed_source"},
+		{aEP, sealed(udp4("10.244.1.5", "10.244.3.6", 60, false)), "not_our_subnet"},
+		{stranger, sealed(udp4("10.244.1.5", "10.244.2.6", 60, false)), "unknown_peer"},
+		{aEP, []byte{0, 0, 8}, "short"},
+		{aEP, wrongNet, "wrong_network"},
+		{aEP, sealed(udp4("10.244.1.5", "10.244.2.6", 60, false))[:40], "bad_inner"},
+	}
+	for _, tc := range cases {
+		before := drop(b, tc.reason)
+		sn.send(tc.from, b.conn.ep, tc.b)
+		waitFor(t, tc.reason, func() bool { return drop(b, tc.reason) == before+1 })
+	}
+	noPacket(t, b.tun)
+	// A good packet still flows after all that.
+	pkt := udp4("10.244.1.5", "10.244.2.6", 60, false)
+	sn.send(aEP, b.conn.ep, sealed(pkt))
+	if !bytes.Equal(recv(t, b.tun), pkt) {
+		t.Fatal("good packet differs")
+	}
+}
+
+func TestSimShutdownRemovesRunFiles(t *testing.T) {
+	sn := &simNet{}
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Insecure, cfg.Subnet, cfg.RunDir = "a", true, ownNet, t.TempDir()
+	codec, _ := encap.NewPlain(1)
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec, tunneltest.New("weft0", 1464, 8), sn.listen("192.0.2.1:6081"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	sock := filepath.Join(cfg.RunDir, SocketFile)
+	waitFor(t, "control socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	left, _ := os.ReadDir(cfg.RunDir)
+	if len(left) != 0 {
+		t.Fatalf("run dir still holds %v", left)
+	}
+}
+
+// The per-packet work of both loops allocates nothing.
+func TestPacketPathAllocs(t *testing.T) {
+	_, a, b := pair(t)
+	in := newInside(a.Node)
+	pkt := udp4("10.244.1.5", "10.244.2.6", 1400, true)
+	off := a.codec.Headroom()
+	tb := a.table.Load()
+	allocs := testing.AllocsPerRun(1000, func() {
+		copy(in.bufs[0][off:], pkt)
+		in.dgrams, in.eps = in.dgrams[:0], in.eps[:0]
+		in.packet(tb, in.bufs[0], off, len(pkt))
+		if len(in.dgrams) != 1 {
+			t.Fatal("not queued")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("inside: %.1f allocs per packet", allocs)
+	}
+	out := newOutside(b.Node)
+	dgram := append([]byte(nil), in.dgrams[0]...)
+	tb = b.table.Load()
+	allocs = testing.AllocsPerRun(1000, func() {
+		copy(out.bufs[0][rxOffset:], dgram)
+		out.out = out.out[:0]
+		out.datagram(tb, out.bufs[0], len(dgram), a.conn.ep)
+		if len(out.out) != 1 {
+			t.Fatal("not delivered")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("outside: %.1f allocs per packet", allocs)
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package tunnel
+
+import (
+	"errors"
+	"log/slog"
+)
+
+// Open creates the TUN device described by cfg. Both drivers need Linux
+// (netlink, the TUN clone device), so elsewhere it only validates cfg.
+func Open(cfg Config, log *slog.Logger) (Device, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("tun devices are supported on Linux only")
+}

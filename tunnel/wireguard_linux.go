@@ -1,0 +1,204 @@
+package tunnel
+
+// The wireguard driver wraps golang.zx2c4.com/wireguard/tun. With the
+// virtio-net header on, one read() may return a TSO/USO superpacket that the
+// library splits in Go into up to BatchSize packets, and Write coalesces TCP
+// and UDP packets (GRO) into the spare capacity of the caller's buffers.
+//
+// We open the clone device ourselves rather than call tun.CreateTUN, which
+// leaks its fd when TUNSETIFF fails and fails outright when the kernel refuses
+// TUNSETOFFLOAD. createWireguardTUN does CreateTUN's first half (adding
+// IFF_TUN_EXCL, so the kernel refuses a name that appeared since Open's check)
+// and hands the file to tun.CreateTUNFromFile, which is the rest of it.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// tunTCPOffloads are what tun.CreateTUNFromFile requests when it sees
+// IFF_VNET_HDR; it fails if the kernel refuses them, so we ask first.
+const tunTCPOffloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
+
+// errOffloadRefused marks a kernel that refused TUNSETOFFLOAD; Open then
+// falls back to a device without the virtio-net header.
+var errOffloadRefused = errors.New("kernel refused TUN offloads (TUNSETOFFLOAD)")
+
+type wireguardDevice struct {
+	dev      wgtun.Device
+	name     string
+	mtu      int
+	offloads Offloads
+
+	closed    atomic.Bool // set before dev.Close so late errors read as ErrClosed
+	closeOnce sync.Once
+
+	nonEmpty [][]byte // owned by the writer: Write's batch minus empty packets
+}
+
+var _ Device = (*wireguardDevice)(nil)
+
+func openWireguard(name string, mtu int) (Device, error) {
+	dev, err := createWireguardTUN(name, mtu, true)
+	var refused error
+	if errors.Is(err, errOffloadRefused) {
+		refused = err
+		dev, err = createWireguardTUN(name, mtu, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &wireguardDevice{
+		dev:      dev,
+		name:     name,
+		mtu:      mtu,
+		offloads: wireguardOffloads(dev.BatchSize(), refused),
+	}
+	go drainEvents(dev.Events())
+	return d, nil
+}
+
+// createWireguardTUN creates the device; on error nothing is left open.
+func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	flags := unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL
+	if vnetHdr {
+		flags |= unix.IFF_VNET_HDR
+	}
+	ifr.SetUint16(uint16(flags))
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETIFF: %w", err)
+	}
+	if vnetHdr {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunTCPOffloads); err != nil {
+			unix.Close(fd) // the non-persistent link goes with it
+			return nil, fmt.Errorf("%w: %w", errOffloadRefused, err)
+		}
+	}
+	// Non-blocking before os.NewFile, so the file joins Go's poller and
+	// Close unblocks a pending Read.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	file := os.NewFile(uintptr(fd), "/dev/net/tun")
+	// The library sets the MTU with an ioctl too; Open then sets it again
+	// over netlink. Validate keeps mtu inside the TUN driver's range, which
+	// matters: if this ioctl failed, the library's listener goroutines
+	// would outlive the error.
+	dev, err := wgtun.CreateTUNFromFile(file, mtu)
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return dev, nil
+}
+
+// wireguardOffloads derives Offloads: the library turns the virtio-net header
+// (and with it TSO and GRO) on exactly when BatchSize > 1.
+func wireguardOffloads(batch int, refused error) Offloads {
+	if batch > 1 {
+		return Offloads{TSO: true, GRO: true}
+	}
+	reason := errOffloadRefused.Error()
+	if refused != nil {
+		reason = refused.Error()
+	}
+	return Offloads{Reason: reason}
+}
+
+// drainEvents empties the library's event channel (buffer 5) until Close
+// closes it; unread, its link-status goroutines would block, and Close with
+// them.
+func drainEvents(events <-chan wgtun.Event) {
+	for range events {
+	}
+}
+
+func (d *wireguardDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.dev.Read(bufs, sizes, offset)
+	// After Close the library may also report its netlink listener's
+	// shutdown: any error then is ErrClosed.
+	if err != nil && (d.closed.Load() || isClosedErr(err)) {
+		return 0, ErrClosed
+	}
+	return n, err
+}
+
+func (d *wireguardDevice) Write(bufs [][]byte, offset int) error {
+	if err := checkWriteOffset(offset); err != nil {
+		return err
+	}
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	// The library's GRO pass rejects the whole batch for one empty packet.
+	bufs, skipped := d.skipEmpty(bufs, offset)
+	var err error
+	if len(bufs) > 0 {
+		_, err = d.dev.Write(bufs, offset) // returns bytes, not packets
+	}
+	if d.nonEmpty != nil {
+		clear(d.nonEmpty) // keep no reference to the caller's buffers
+		d.nonEmpty = d.nonEmpty[:0]
+	}
+	if err != nil && (d.closed.Load() || isClosedErr(err)) {
+		return ErrClosed
+	}
+	return errors.Join(skipped, err)
+}
+
+// skipEmpty returns bufs unchanged when no packet is empty (no allocation),
+// else the non-empty ones, gathered in d.nonEmpty, and one error per skipped
+// packet.
+func (d *wireguardDevice) skipEmpty(bufs [][]byte, offset int) ([][]byte, error) {
+	empty := 0
+	for _, b := range bufs {
+		if len(b) <= offset {
+			empty++
+		}
+	}
+	if empty == 0 {
+		return bufs, nil
+	}
+	errs := make([]error, 0, empty)
+	for i, b := range bufs {
+		if len(b) <= offset {
+			errs = append(errs, emptyPacketError(i, len(b), offset))
+			continue
+		}
+		d.nonEmpty = append(d.nonEmpty, b)
+	}
+	return d.nonEmpty, errors.Join(errs...)
+}
+
+func (d *wireguardDevice) BatchSize() int     { return d.dev.BatchSize() }
+func (d *wireguardDevice) Name() string       { return d.name }
+func (d *wireguardDevice) MTU() int           { return d.mtu }
+func (d *wireguardDevice) Offloads() Offloads { return d.offloads }
+
+func (d *wireguardDevice) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		if cerr := d.dev.Close(); cerr != nil {
+			err = fmt.Errorf("close tun %s: %w", d.name, cerr)
+		}
+	})
+	return err
+}
