@@ -123,9 +123,8 @@ func (in *inside) icmp(kind icmpKind, pkt []byte, ip ipInfo) {
 	if !needsICMPError(pkt, ip) || !n.icmpLimit.Allow() {
 		return
 	}
-	src := n.cfg.Address()
 	buf := in.icmpBuf[len(in.icmpOut)]
-	if l := buildICMP(buf[tunnel.WriteOffset:], kind, src, pkt, ip, n.mtu); l > 0 {
+	if l := buildICMP(buf[tunnel.WriteOffset:], kind, pkt, ip, n.mtu); l > 0 {
 		in.icmpOut = append(in.icmpOut, buf[:tunnel.WriteOffset+l])
 	}
 }

@@ -94,12 +94,12 @@ func needsICMPError(pkt []byte, ip ipInfo) bool {
 	return true
 }
 
-// buildICMP writes into out an ICMP error about pkt from src and returns its
-// length (0 if out is too small). mtu is reported for icmpTooBig.
-func buildICMP(out []byte, kind icmpKind, src netip.Addr, pkt []byte, ip ipInfo, mtu int) int {
-	if src.Is4() != ip.src.Is4() {
-		return 0
-	}
+// buildICMP writes into out an ICMP error about pkt and returns its length
+// (0 if out is too small). mtu is reported for icmpTooBig. The error comes
+// from the packet's destination: the node's own overlay address would be a
+// local source arriving on the TUN, which the kernel drops as martian.
+func buildICMP(out []byte, kind icmpKind, pkt []byte, ip ipInfo, mtu int) int {
+	src := ip.dst
 	if ip.src.Is4() {
 		quote := min(len(pkt), icmp4MaxLen-28)
 		n := 28 + quote

@@ -233,7 +233,7 @@ func TestSimSenderRefuses(t *testing.T) {
 		}
 		reply := recv(t, a.tun)
 		ip, ok := parseIP(reply)
-		if !ok || ip.proto != 1 || ip.dst != netip.MustParseAddr("10.244.1.5") || ip.src != netip.MustParseAddr("10.244.1.0") {
+		if !ok || ip.proto != 1 || ip.dst != netip.MustParseAddr("10.244.1.5") || ip.src != netip.AddrFrom4([4]byte(tc.pkt[16:20])) {
 			t.Fatalf("%s: ICMP reply %+v", tc.reason, ip)
 		}
 	}
