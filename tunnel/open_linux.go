@@ -84,6 +84,13 @@ func configure(cfg Config) error {
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", cfg.Address, cfg.Name, err)
 	}
+	if !cfg.usesIPv6() {
+		// An IPv4 overlay has no use for the link-local address and the
+		// router solicitations and MLD reports the kernel would send.
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Name+"/disable_ipv6", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("disable IPv6 on %s: %w", cfg.Name, err)
+		}
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", cfg.Name, err)
 	}

@@ -8,6 +8,7 @@ package tunnel
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 )
@@ -129,10 +130,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("tun address %q is not a plain IPv4 or IPv6 prefix", c.Address)
 	}
 	minMTU, why := MinMTU, ""
-	for _, p := range append([]netip.Prefix{c.Address}, c.Routes...) {
-		if p.Addr().Is6() {
-			minMTU, why = MinMTU6, " (IPv6 needs 1280)"
-		}
+	if c.usesIPv6() {
+		minMTU, why = MinMTU6, " (IPv6 needs 1280)"
 	}
 	if c.MTU < minMTU || c.MTU > MaxMTU {
 		return fmt.Errorf("tun MTU %d out of range %d..%d%s", c.MTU, minMTU, MaxMTU, why)
@@ -172,4 +171,19 @@ func checkWriteOffset(offset int) error {
 
 func emptyPacketError(i, n, offset int) error {
 	return fmt.Errorf("packet %d is empty (len %d, offset %d)", i, n, offset)
+}
+
+// usesIPv6 reports whether the address or any route is IPv6.
+func (c Config) usesIPv6() bool {
+	for _, p := range append([]netip.Prefix{c.Address}, c.Routes...) {
+		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// LogValue keeps log lines flat: tso=true gro=true reason=….
+func (o Offloads) LogValue() slog.Value {
+	return slog.GroupValue(slog.Bool("tso", o.TSO), slog.Bool("gro", o.GRO), slog.String("reason", o.Reason))
 }

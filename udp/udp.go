@@ -11,6 +11,7 @@ package udp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -246,4 +247,9 @@ func (c *Conn) Close() error {
 		return net.ErrClosed
 	}
 	return c.uc.Close()
+}
+
+// LogValue keeps log lines flat: gso=true gro=true reason=….
+func (o Offloads) LogValue() slog.Value {
+	return slog.GroupValue(slog.Bool("gso", o.GSO), slog.Bool("gro", o.GRO), slog.String("reason", o.Reason))
 }
