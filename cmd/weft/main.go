@@ -74,19 +74,22 @@ var errUsage = errors.New("usage")
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("weft "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fs.SetOutput(stderr)
-		fmt.Fprintf(stderr, "Usage of weft %s:\n", name)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {} // the flag package would print it on every error
 	return fs
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "Usage of %s:\n", fs.Name())
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // parseFlags parses args; errors print one line naming the flag.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			printUsage(fs, stderr)
 			return err
 		}
 		fmt.Fprintf(stderr, "%s: %v (see '%s -h')\n", fs.Name(), err, fs.Name())

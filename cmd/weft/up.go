@@ -18,7 +18,7 @@ import (
 func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := node.DefaultConfig()
 	fs := newFlagSet("up", stderr)
-	fs.StringVar(&cfg.Name, "name", cfg.Name, "this node's `name` among its peers (default: the hostname)")
+	fs.StringVar(&cfg.Name, "name", "", "this node's `name` among its peers (default: the hostname)")
 	fs.Func("listen", "UDP `address:port` for overlay traffic (default 0.0.0.0:6081)", func(s string) error {
 		ap, err := netip.ParseAddrPort(s)
 		cfg.Listen = ap
@@ -49,6 +49,12 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	if cfg.Name == "" {
+		cfg.Name = node.DefaultConfig().Name
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if cfg.Insecure {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestParsePeer(t *testing.T) {
+	good := map[string]string{
+		"b=10.244.2.0/24@192.0.2.2":        "b 10.244.2.0/24 192.0.2.2:6081",
+		"b=10.244.2.0/24@192.0.2.2:7000":   "b 10.244.2.0/24 192.0.2.2:7000",
+		"b=10.244.2.0/24@[fd00::2]:7000":   "b 10.244.2.0/24 [fd00::2]:7000",
+		"b=10.244.2.0/24@fd00::2":          "b 10.244.2.0/24 [fd00::2]:6081",
+		"node-x=10.244.128.0/17@192.0.2.9": "node-x 10.244.128.0/17 192.0.2.9:6081",
+	}
+	for in, want := range good {
+		p, err := parsePeer(in)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if got := p.Name + " " + p.Subnet.String() + " " + p.Endpoint.String(); got != want || p.State != "static" {
+			t.Errorf("%s: got %s (%s), want %s", in, got, p.State, want)
+		}
+	}
+	for _, in := range []string{"", "b", "=10.244.2.0/24@192.0.2.2", "b=10.244.2.0/24", "b=10.244.2.1/24@192.0.2.2",
+		"b=10.244.2.0/24@host.example", "b=10.244.2.0/24@192.0.2.2:0", "b=10.244.2.0/24@192.0.2.2:70000", "b=bad@192.0.2.2"} {
+		if _, err := parsePeer(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+// Bad flags fail before anything is touched, with one line naming the flag.
+func TestUpBadFlags(t *testing.T) {
+	base := []string{"up", "--insecure", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()}
+	cases := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--subnet", "10.244.1.0/33"}, "-subnet"},
+		{[]string{"--subnet", "10.9.1.0/24"}, "--subnet"},
+		{[]string{"--subnet", "10.244.1.5/24"}, "--subnet"},
+		{[]string{"--network", "10.244.0.1/16", "--subnet", "10.244.1.0/24"}, "--network"},
+		{[]string{"--subnet", "10.244.1.0/24", "--tun-driver", "tap"}, "--tun-driver"},
+		{[]string{"--subnet", "10.244.1.0/24", "--tun", "a-very-long-tun-name"}, "--tun"},
+		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.2.0/24@192.0.2.2", "--peer", "c=10.244.2.128/25@192.0.2.3"}, "--peer"},
+		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.1.0/25@192.0.2.2"}, "--peer"},
+		{[]string{"--subnet", "10.244.1.0/24", "--peer", "nonsense"}, "-peer"},
+		{[]string{"--subnet", "10.244.1.0/24", "--listen", "0.0.0.0"}, "-listen"},
+		{[]string{"--subnet", "10.244.1.0/24", "--subnet-len", "8"}, "--subnet-len"},
+		{[]string{"--subnet", "10.244.1.0/24", "--log-level", "loud"}, "--log-level"},
+		{[]string{"--subnet", "10.244.1.0/24", "stray"}, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		code := run(append(base, tc.args...), &out, &errOut)
+		msg := strings.TrimSpace(errOut.String())
+		if code == 0 || !strings.Contains(msg, tc.flag) || strings.Count(msg, "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q: want a non-zero exit and one line naming %s", tc.args, code, msg, tc.flag)
+		}
+	}
+}
+
+func TestUpRefusesWithoutInsecure(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"up", "--subnet", "10.244.1.0/24", "--run-dir", t.TempDir()}, &out, &errOut)
+	msg := strings.TrimSpace(errOut.String())
+	if code != 1 || !strings.Contains(msg, "--insecure") || strings.Contains(msg, "\n") {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+}
+
+func TestStatusWithoutNode(t *testing.T) {
+	var out, errOut bytes.Buffer
+	dir := t.TempDir()
+	code := run([]string{"status", "--run-dir", dir}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "no weft node is running with --run-dir "+dir) {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
