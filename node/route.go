@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/gaissmai/bart"
 )
@@ -16,7 +17,8 @@ type PeerInfo struct {
 	Name     string
 	Subnet   netip.Prefix
 	Endpoint netip.AddrPort // underlay address and UDP port
-	State    string         // "static" for --peer; gossip states later
+	State    string         // "static" for --peer; gossip: alive, suspect (dead and left peers are not routed)
+	LastSeen time.Time      // when gossip last heard from the peer; zero for static peers
 }
 
 // PeerSource feeds the routing table: static --peer flags now, gossip later.

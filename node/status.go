@@ -53,6 +53,7 @@ type PeerStatus struct {
 	TxPackets uint64         `json:"tx_packets"`
 	RxBytes   uint64         `json:"rx_bytes"`
 	TxBytes   uint64         `json:"tx_bytes"`
+	LastSeen  *time.Time     `json:"last_seen,omitempty"` // gossiped peers only
 }
 
 // OffloadStatus says which offloads are active; a silent fall back to a slow
@@ -80,6 +81,9 @@ func (n *Node) Status() Status {
 			RxPackets: p.rxPackets.Load(), TxPackets: p.txPackets.Load(),
 			RxBytes: p.rxBytes.Load(), TxBytes: p.txBytes.Load(),
 		})
+		if !p.LastSeen.IsZero() {
+			s.Peers[len(s.Peers)-1].LastSeen = &p.LastSeen
+		}
 	}
 	return s
 }
