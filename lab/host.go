@@ -42,7 +42,9 @@ func (h *Host) String() string { return h.Netns }
 // process gets its own process group, killed as a whole when ctx ends, and
 // SIGKILL when this process dies (Pdeathsig; Go's caveat applies: it fires
 // when the forking OS thread exits, which the runtime only does for threads
-// locked with runtime.LockOSThread). Command does not track the process;
+// locked with runtime.LockOSThread: never let a goroutine that may have
+// started lab processes exit while locked; see InNetns). Command does not
+// track the process;
 // Close still kills it, as it kills everything in the lab's namespaces.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.Netns, name}, args...)...)

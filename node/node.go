@@ -91,6 +91,9 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}, log)
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, tunnel.ErrRouteExists) {
+			return nil, fmt.Errorf("--network %s: %w", cfg.Network, err)
+		}
 		return nil, fmt.Errorf("--tun %s: %w", cfg.TunName, err)
 	}
 	return newNode(cfg, log, under, mtu, codec, dev, conn)

@@ -403,8 +403,8 @@ func TestOpenUndoesOnFailure(t *testing.T) {
 			dev.Close()
 			t.Fatal("Open with a taken route succeeded")
 		}
-		if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "add route 10.98.0.0/16 via "+cfg.Name) {
-			t.Errorf("Open = %v, want EEXIST with context", err)
+		if !errors.Is(err, tunnel.ErrRouteExists) || !strings.Contains(err.Error(), "a route to 10.98.0.0/16 already exists") {
+			t.Errorf("Open = %v, want ErrRouteExists naming the route", err)
 		}
 		waitUntil(t, "the half-configured link is gone", func() bool { return linkGone(cfg.Name) })
 	})

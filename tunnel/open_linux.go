@@ -103,6 +103,9 @@ func configure(cfg Config) error {
 		// RouteAdd, not RouteReplace: fail loudly rather than steal a
 		// route another interface owns.
 		if err := netlink.RouteAdd(route); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("a route to %s already exists (another weft on this host, or a clashing network): %w", r, ErrRouteExists)
+			}
 			return fmt.Errorf("add route %s via %s: %w", r, cfg.Name, err)
 		}
 	}

@@ -34,6 +34,10 @@ var ErrClosed = errors.New("tunnel closed")
 // already exists: another weft, or any other interface.
 var ErrExists = errors.New("tun device already exists")
 
+// ErrRouteExists means a route for one of Config.Routes is already in the
+// main table: another weft on this host, or a network that clashes.
+var ErrRouteExists = errors.New("route already exists")
+
 // Limits Validate enforces.
 const (
 	MaxNameLen = 15    // IFNAMSIZ less the NUL

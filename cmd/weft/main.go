@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -92,7 +93,9 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 			printUsage(fs, stderr)
 			return err
 		}
-		fmt.Fprintf(stderr, "%s: %v (see '%s -h')\n", fs.Name(), err, fs.Name())
+		// The flag package spells flags with one dash; weft's docs use two.
+		msg := strings.Replace(err.Error(), "flag -", "flag --", 1)
+		fmt.Fprintf(stderr, "%s: %s (see '%s -h')\n", fs.Name(), msg, fs.Name())
 		return errUsage
 	}
 	if fs.NArg() > 0 {

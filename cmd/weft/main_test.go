@@ -39,7 +39,7 @@ func TestUpBadFlags(t *testing.T) {
 		args []string
 		flag string
 	}{
-		{[]string{"--subnet", "10.244.1.0/33"}, "-subnet"},
+		{[]string{"--subnet", "10.244.1.0/33"}, "--subnet"},
 		{[]string{"--subnet", "10.9.1.0/24"}, "--subnet"},
 		{[]string{"--subnet", "10.244.1.5/24"}, "--subnet"},
 		{[]string{"--network", "10.244.0.1/16", "--subnet", "10.244.1.0/24"}, "--network"},
@@ -47,8 +47,8 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--subnet", "10.244.1.0/24", "--tun", "a-very-long-tun-name"}, "--tun"},
 		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.2.0/24@192.0.2.2", "--peer", "c=10.244.2.128/25@192.0.2.3"}, "--peer"},
 		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.1.0/25@192.0.2.2"}, "--peer"},
-		{[]string{"--subnet", "10.244.1.0/24", "--peer", "nonsense"}, "-peer"},
-		{[]string{"--subnet", "10.244.1.0/24", "--listen", "0.0.0.0"}, "-listen"},
+		{[]string{"--subnet", "10.244.1.0/24", "--peer", "nonsense"}, "--peer"},
+		{[]string{"--subnet", "10.244.1.0/24", "--listen", "0.0.0.0"}, "--listen"},
 		{[]string{"--subnet", "10.244.1.0/24", "--subnet-len", "8"}, "--subnet-len"},
 		{[]string{"--subnet", "10.244.1.0/24", "--log-level", "loud"}, "--log-level"},
 		{[]string{"--subnet", "10.244.1.0/24", "stray"}, "unexpected argument"},

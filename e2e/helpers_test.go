@@ -1,0 +1,326 @@
+package e2e
+
+// The harness every test shares: one lab per test and driver, weft on its
+// hosts, the weft CLI run inside a host, sockets made inside a namespace, and
+// waits on status counters.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
+	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/tunnel"
+)
+
+// Timeouts of the harness; none is an assertion on speed.
+const (
+	labTimeout  = time.Minute      // building a lab and starting weft on it
+	cmdTimeout  = 20 * time.Second // one weft CLI run
+	waitTimeout = 10 * time.Second // a counter or condition to show up
+	ioTimeout   = 5 * time.Second  // one datagram to arrive
+)
+
+// overlayNet is the network lab.StartWeft gives weft by default.
+var overlayNet = netip.MustParsePrefix("10.244.0.0/16")
+
+// forEachDriver checks root, /dev/net/tun and tools, then runs f once per TUN
+// driver as subtests named for the driver. tag is short and unique per
+// driver, for lab prefixes.
+func forEachDriver(t *testing.T, tools []string, f func(t *testing.T, driver, tag string)) {
+	t.Helper()
+	testenv.Require(t)
+	requireTools(t, append([]string{"ip", "ethtool"}, tools...)...)
+	for i, d := range tunnel.Drivers {
+		t.Run(d, func(t *testing.T) { f(t, d, fmt.Sprint(i)) })
+	}
+}
+
+// requireTools fails under CI=true and skips elsewhere when a tool is missing.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if err := lab.Require(tools...); err != nil {
+		if testenv.CI() {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+// prefix names a test's lab: unique per test process and name, and short.
+func prefix(name string) string { return fmt.Sprintf("we%d%s", os.Getpid()%10000, name) }
+
+// newLab builds a lab of n hosts in wire mode (offloads off, 1500-byte
+// frames) and tears it down when the test ends, failed or not, checking that
+// no namespace is left.
+func newLab(t *testing.T, name string, hosts int) *lab.Lab {
+	t.Helper()
+	p := prefix(name)
+	ctx, cancel := context.WithTimeout(t.Context(), labTimeout)
+	defer cancel()
+	l, err := lab.New(ctx, lab.Config{Hosts: hosts, Prefix: p,
+		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+		if left := labNetns(t, p); len(left) > 0 {
+			t.Errorf("namespaces left after Close: %v", left)
+		}
+	})
+	return l
+}
+
+// labNetns lists the namespaces whose names start with prefix-.
+func labNetns(t *testing.T, prefix string) []string {
+	t.Helper()
+	// Not t.Context(): this runs in t.Cleanup, after it is cancelled.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Errorf("ip netns list: %v: %s", err, out)
+		return nil
+	}
+	var names []string
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+// startWeft runs weft with driver on every host of l, statically peered, and
+// returns the nodes. When the test ends every node must stop cleanly (exit 0
+// on SIGTERM); if the test failed, their output goes to the test log.
+func startWeft(t *testing.T, l *lab.Lab, driver string, args ...string) []*lab.Weft {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), labTimeout)
+	defer cancel()
+	nodes, err := l.StartWeft(ctx, lab.WeftConfig{Binary: weftBin, Dir: dir, Driver: driver, Args: args})
+	// Registered after t.TempDir, so it runs before dir is removed.
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n == nil || n.Proc == nil {
+				continue
+			}
+			if t.Failed() {
+				state := "running"
+				select {
+				case <-n.Proc.Done():
+					state = fmt.Sprintf("exited (%v)", n.Proc.Wait())
+				default:
+				}
+				t.Logf("weft on %s, %s; its output:\n%s", n.Name, state, n.Proc.Output())
+			}
+			if err := n.Stop(); err != nil {
+				t.Errorf("weft on %s did not stop cleanly: %v", n.Name, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// weftLab is newLab plus startWeft.
+func weftLab(t *testing.T, name string, hosts int, driver string) (*lab.Lab, []*lab.Weft) {
+	t.Helper()
+	l := newLab(t, name, hosts)
+	return l, startWeft(t, l, driver)
+}
+
+// weftRun is the result of one run of the weft binary.
+type weftRun struct {
+	code           int // exit code; -1 if it did not exit by itself
+	stdout, stderr string
+}
+
+// runWeft runs the weft binary with args inside h and waits for it, at most
+// cmdTimeout (after which it is killed and code is -1).
+func runWeft(t *testing.T, h *lab.Host, args ...string) weftRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := h.Command(ctx, weftBin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := weftRun{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		r.code = -1
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("%s: weft %s: %v", h, strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// cliStatus runs `weft status --run-dir <w's> args...` inside w's host and
+// returns its standard output.
+func cliStatus(t *testing.T, w *lab.Weft, args ...string) string {
+	t.Helper()
+	r := runWeft(t, w.Host, append([]string{"status", "--run-dir", w.RunDir}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("%s: weft status %v: exit %d\nstdout: %s\nstderr: %s", w.Host, args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// cliStatusJSON runs `weft status --json` and decodes its output twice: into
+// node.Status and into a generic map, to check the key names themselves.
+func cliStatusJSON(t *testing.T, w *lab.Weft) (node.Status, map[string]any) {
+	t.Helper()
+	out := cliStatus(t, w, "--json")
+	var s node.Status
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%s: weft status --json: %v\n%s", w.Host, err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%s: weft status --json: %v\n%s", w.Host, err, out)
+	}
+	return s, m
+}
+
+// status asks w for its status over the control socket.
+func status(t *testing.T, w *lab.Weft) *node.Status {
+	t.Helper()
+	s, err := w.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// peer returns the status of the peer named name, or fails the test.
+func peer(t *testing.T, s *node.Status, name string) node.PeerStatus {
+	t.Helper()
+	for _, p := range s.Peers {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("%s: no peer %q in status: %+v", s.Name, name, s.Peers)
+	return node.PeerStatus{}
+}
+
+// waitDrops waits until every reason in want has exactly its count on w.
+func waitDrops(t *testing.T, w *lab.Weft, want map[string]uint64) {
+	t.Helper()
+	err := lab.WaitFor(t.Context(), waitTimeout, fmt.Sprintf("%s drops %v", w.Name, want), func() error {
+		s, err := w.Status(t.Context())
+		if err != nil {
+			return err
+		}
+		var diff []string
+		for reason, n := range want {
+			got, ok := s.Drops[reason]
+			if !ok {
+				return fmt.Errorf("status has no drop reason %q: %v", reason, s.Drops)
+			}
+			if got != n {
+				diff = append(diff, fmt.Sprintf("%s=%d", reason, got))
+			}
+		}
+		if len(diff) > 0 {
+			return fmt.Errorf("have %s", strings.Join(diff, " "))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listenUDP opens a UDP socket on addr inside h, closed when the test ends.
+func listenUDP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	c, err := lab.InNetns(h, func() (*net.UDPConn, error) {
+		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	})
+	if err != nil {
+		t.Fatalf("%s: listen udp %s: %v", h, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// listenTCP opens a TCP listener on addr inside h, closed when the test ends.
+func listenTCP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.TCPListener {
+	t.Helper()
+	ln, err := lab.InNetns(h, func() (*net.TCPListener, error) {
+		return net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
+	})
+	if err != nil {
+		t.Fatalf("%s: listen tcp %s: %v", h, addr, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// dialTCP connects from inside h to addr, closed when the test ends.
+func dialTCP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.TCPConn {
+	t.Helper()
+	c, err := lab.InNetns(h, func() (*net.TCPConn, error) {
+		d := net.Dialer{Timeout: ioTimeout}
+		c, err := d.Dial("tcp4", addr.String())
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.TCPConn), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: dial tcp %s: %v", h, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// recvUDP reads one datagram from c, waiting at most timeout.
+func recvUDP(c *net.UDPConn, timeout time.Duration) ([]byte, netip.AddrPort, error) {
+	buf := make([]byte, 65536)
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	return buf[:n], from, err
+}
+
+// sendUDP sends b from c to to, failing the test on error.
+func sendUDP(t *testing.T, c *net.UDPConn, to netip.AddrPort, b []byte) {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort(b, to); err != nil {
+		t.Fatalf("send %d bytes to %s: %v", len(b), to, err)
+	}
+}
+
+// ping is Host.Ping from a to b's overlay address, failing the test on error.
+func ping(t *testing.T, a, b *lab.Weft, count int) {
+	t.Helper()
+	if err := a.Host.Ping(t.Context(), b.Addr, count); err != nil {
+		t.Fatalf("ping %s → %s (%s): %v", a.Name, b.Name, b.Addr, err)
+	}
+}
