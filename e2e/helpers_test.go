@@ -48,15 +48,9 @@ func forEachDriver(t *testing.T, tools []string, f func(t *testing.T, driver, ta
 	}
 }
 
-// requireTools fails under CI=true and skips elsewhere when a tool is missing.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	if err := lab.Require(tools...); err != nil {
-		if testenv.CI() {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
+	testenv.Need(t, lab.Require(tools...))
 }
 
 // prefix names a test's lab: unique per test process and name, and short.

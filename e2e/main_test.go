@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/weftnet/weft/lab"
@@ -34,19 +32,11 @@ func run(m *testing.M) int {
 		defer os.RemoveAll(dir)
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		sig := <-sigs
-		fmt.Fprintf(os.Stderr, "e2e: %v: closing labs\n", sig)
-		if err := lab.CloseAll(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
+	lab.CloseOnSignal("e2e", func() {
 		if dir != "" {
 			os.RemoveAll(dir)
 		}
-		os.Exit(1)
-	}()
+	})
 
 	if dir != "" {
 		weftBin = filepath.Join(dir, "weft")

@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"os/signal"
 	"regexp"
 	"strings"
 	"sync"
@@ -474,4 +476,23 @@ func removeNetns(ctx context.Context, name string) error {
 	})
 	_, derr := run(ctx, "ip", "netns", "del", name)
 	return errors.Join(err, derr)
+}
+
+// CloseOnSignal closes every open lab, runs then (if not nil) and exits 1 on
+// SIGINT or SIGTERM, so an interrupted test run or `weft lab` leaves no
+// namespaces behind. For TestMain and commands.
+func CloseOnSignal(name string, then func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "%s: %v: closing labs\n", name, sig)
+		if err := CloseAll(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		if then != nil {
+			then()
+		}
+		os.Exit(1)
+	}()
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,16 +22,7 @@ import (
 // TestMain closes every lab on SIGINT/SIGTERM, so an interrupted run leaves
 // no namespaces behind.
 func TestMain(m *testing.M) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		sig := <-sigs
-		fmt.Fprintf(os.Stderr, "lab tests: %v: closing labs\n", sig)
-		if err := lab.CloseAll(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-		os.Exit(1)
-	}()
+	lab.CloseOnSignal("lab tests", nil)
 	os.Exit(m.Run())
 }
 
@@ -40,15 +30,9 @@ func TestMain(m *testing.M) {
 // because they never contain it.
 func prefix(suffix string) string { return fmt.Sprintf("wl%d%s", os.Getpid()%100000, suffix) }
 
-// requireTools fails under CI=true and skips elsewhere when a tool is missing.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	if err := lab.Require(tools...); err != nil {
-		if testenv.CI() {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
+	testenv.Need(t, lab.Require(tools...))
 }
 
 func newLab(t *testing.T, cfg lab.Config) *lab.Lab {

@@ -20,11 +20,21 @@ func CI() bool { return os.Getenv("CI") == "true" }
 func Require(t testing.TB) {
 	t.Helper()
 	if msg := missing(); msg != "" {
-		if CI() {
-			t.Fatalf("CI=true but %s: these tests need root and /dev/net/tun", msg)
-		}
-		t.Skipf("skipping: %s", msg)
+		Need(t, fmt.Errorf("%s: these tests need root and /dev/net/tun", msg))
 	}
+}
+
+// Need fails the test under CI=true and skips it elsewhere if err (a missing
+// capability or tool) is not nil.
+func Need(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if CI() {
+		t.Fatalf("CI=true, so not skipping: %v", err)
+	}
+	t.Skipf("skipping: %v", err)
 }
 
 func missing() string {
