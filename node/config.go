@@ -86,8 +86,8 @@ func (c *Config) Validate() error {
 	if c.RunDir == "" || c.StateDir == "" {
 		return errors.New("--run-dir and --state-dir must not be empty")
 	}
-	if _, err := buildTable(c.Peers, c.Network, c.Subnet, nil); err != nil {
-		return fmt.Errorf("--peer: %w", err)
+	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, nil); len(errs) > 0 {
+		return fmt.Errorf("--peer: %w", errs[0])
 	}
 	return nil
 }

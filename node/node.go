@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,11 @@ type Node struct {
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
+
+	mux *http.ServeMux // the control socket's endpoints
+
+	peerErrMu sync.Mutex
+	peerErrs  map[string]bool // peer-set problems already logged
 }
 
 // New validates cfg, finds the underlay, and opens the UDP socket and the TUN
@@ -61,7 +67,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	under, err := findUnderlay(cfg.Advertise, cfg.Listen.Addr())
+	under, err := FindUnderlay(cfg.Advertise, cfg.Listen.Addr())
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +112,9 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
+		mux:       http.NewServeMux(),
 	}
-	t, err := buildTable(nil, cfg.Network, cfg.Subnet, nil)
-	if err != nil {
-		return nil, err
-	}
+	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, nil)
 	n.table.Store(t)
 	return n, nil
 }
@@ -183,16 +187,23 @@ func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []Pee
 	}
 }
 
-// setPeers swaps in a routing table for peers; a set that does not check out
-// (overlaps, outside the network) is refused whole and the old one stays.
+// setPeers swaps in a routing table for peers. Peers that do not check out
+// are left out and logged once per distinct reason, not on every update.
 func (n *Node) setPeers(peers []PeerInfo) {
-	t, err := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.table.Load())
-	if err != nil {
-		n.log.Warn("peer set refused; keeping the previous routes", "err", err)
-		return
-	}
+	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.table.Load())
 	n.table.Store(t)
-	n.log.Info("routes updated", "peers", len(t.peers))
+	n.peerErrMu.Lock()
+	seen := make(map[string]bool, len(errs))
+	for _, err := range errs {
+		msg := err.Error()
+		seen[msg] = true
+		if !n.peerErrs[msg] {
+			n.log.Warn("peer left out of the routing table", "err", err)
+		}
+	}
+	n.peerErrs = seen
+	n.peerErrMu.Unlock()
+	n.log.Debug("routes updated", "peers", len(t.peers), "routed", len(t.byEndpoint))
 }
 
 // writeTUN hands a batch to the TUN; both loops call it.

@@ -66,44 +66,63 @@ func (t *table) lookup(dst netip.Addr) *Peer {
 	return p
 }
 
+// routable reports whether a peer in this state gets routes: static peers
+// and live gossip members do; dead and left members are only shown.
+func routable(state string) bool { return state != "dead" && state != "left" }
+
 // buildTable checks a peer set against this node's own network and subnet
-// and returns the new snapshot. Counters carry over from old by peer name.
-func buildTable(infos []PeerInfo, network, own netip.Prefix, old *table) (*table, error) {
+// and returns the new snapshot. A peer that does not check out (outside the
+// network, overlapping another, a name or endpoint twice) is left out and
+// reported in errs; the rest is routed. Counters carry over from old by name.
+func buildTable(infos []PeerInfo, network, own netip.Prefix, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {
 			prev[p.Name] = p
 		}
 	}
-	t := &table{routes: new(bart.Table[*Peer]), byEndpoint: make(map[netip.AddrPort]*Peer, len(infos))}
+	t = &table{routes: new(bart.Table[*Peer]), byEndpoint: make(map[netip.AddrPort]*Peer, len(infos))}
 	names := map[string]bool{}
 	for _, in := range infos {
-		switch {
-		case names[in.Name]:
-			return nil, fmt.Errorf("peer %q listed twice", in.Name)
-		case !network.Contains(in.Subnet.Addr()) || in.Subnet.Bits() < network.Bits():
-			return nil, fmt.Errorf("peer %q: subnet %s is not inside the network %s", in.Name, in.Subnet, network)
-		case in.Subnet.Overlaps(own):
-			return nil, fmt.Errorf("peer %q: subnet %s overlaps this node's subnet %s", in.Name, in.Subnet, own)
-		}
-		if t.routes.OverlapsPrefix(in.Subnet) {
-			o := overlapping(t.routes, in.Subnet)
-			return nil, fmt.Errorf("peer %q: subnet %s overlaps peer %q's %s", in.Name, in.Subnet, o.Name, o.Subnet)
-		}
-		if o := t.byEndpoint[in.Endpoint]; o != nil {
-			return nil, fmt.Errorf("peer %q: endpoint %s is also peer %q's", in.Name, in.Endpoint, o.Name)
+		if err := t.check(in, names, network, own); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		names[in.Name] = true
 		p := &Peer{PeerInfo: in, counters: &counters{}}
 		if old := prev[in.Name]; old != nil {
 			p.counters = old.counters
 		}
-		t.routes.Insert(in.Subnet, p)
-		t.byEndpoint[in.Endpoint] = p
 		t.peers = append(t.peers, p)
+		if routable(in.State) {
+			t.routes.Insert(in.Subnet, p)
+			t.byEndpoint[in.Endpoint] = p
+		}
 	}
 	sortPeers(t.peers)
-	return t, nil
+	return t, errs
+}
+
+// check says why in cannot join t, if it cannot.
+func (t *table) check(in PeerInfo, names map[string]bool, network, own netip.Prefix) error {
+	switch {
+	case names[in.Name]:
+		return fmt.Errorf("peer %q listed twice", in.Name)
+	case !network.Contains(in.Subnet.Addr()) || in.Subnet.Bits() < network.Bits():
+		return fmt.Errorf("peer %q: subnet %s is not inside the network %s", in.Name, in.Subnet, network)
+	case !routable(in.State):
+		return nil // shown, not routed: overlaps do not matter
+	case in.Subnet.Overlaps(own):
+		return fmt.Errorf("peer %q: subnet %s overlaps this node's subnet %s", in.Name, in.Subnet, own)
+	}
+	if t.routes.OverlapsPrefix(in.Subnet) {
+		o := overlapping(t.routes, in.Subnet)
+		return fmt.Errorf("peer %q: subnet %s overlaps peer %q's %s", in.Name, in.Subnet, o.Name, o.Subnet)
+	}
+	if o := t.byEndpoint[in.Endpoint]; o != nil {
+		return fmt.Errorf("peer %q: endpoint %s is also peer %q's", in.Name, in.Endpoint, o.Name)
+	}
+	return nil
 }
 
 // overlapping returns a peer in routes whose subnet overlaps pfx.

@@ -17,13 +17,13 @@ func peer(name, subnet, ep string) PeerInfo {
 }
 
 func TestTableLookup(t *testing.T) {
-	tb, err := buildTable([]PeerInfo{
+	tb, errs := buildTable([]PeerInfo{
 		peer("b", "10.244.2.0/24", "192.0.2.2:6081"),
 		peer("c", "10.244.3.0/24", "192.0.2.3:6081"),
 		peer("d", "10.244.128.0/17", "192.0.2.4:6081"),
 	}, testNet, ownNet, nil)
-	if err != nil {
-		t.Fatal(err)
+	if errs != nil {
+		t.Fatal(errs)
 	}
 	for dst, want := range map[string]string{
 		"10.244.2.9": "b", "10.244.3.0": "c", "10.244.200.1": "d", "10.244.4.1": "", "10.244.1.5": "", "10.9.0.1": "",
@@ -59,10 +59,32 @@ func TestTableRejects(t *testing.T) {
 		"same endpoint":      {[]PeerInfo{b, peer("x", "10.244.3.0/24", "192.0.2.2:6081")}, "endpoint"},
 	}
 	for name, tc := range cases {
-		_, err := buildTable(tc.peers, testNet, ownNet, nil)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want an error containing %q", name, err, tc.want)
+		tb, errs := buildTable(tc.peers, testNet, ownNet, nil)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.want) {
+			t.Errorf("%s: got %v, want one error containing %q", name, errs, tc.want)
+			continue
 		}
+		// The bad peer is left out; the good ones stay routed.
+		if len(tb.peers) != len(tc.peers)-1 || len(tb.byEndpoint) != len(tb.peers) {
+			t.Errorf("%s: %d peers routed, want %d", name, len(tb.byEndpoint), len(tc.peers)-1)
+		}
+	}
+}
+
+func TestTableShowsButDoesNotRouteDeadPeers(t *testing.T) {
+	dead := peer("d", "10.244.2.0/24", "192.0.2.2:6081")
+	dead.State = "dead"
+	alive := peer("n", "10.244.2.0/24", "192.0.2.3:6081") // reuses the dead peer's subnet
+	alive.State = "alive"
+	tb, errs := buildTable([]PeerInfo{dead, alive}, testNet, ownNet, nil)
+	if len(errs) != 0 || len(tb.peers) != 2 {
+		t.Fatalf("errs %v, peers %d", errs, len(tb.peers))
+	}
+	if p := tb.lookup(netip.MustParseAddr("10.244.2.1")); p == nil || p.Name != "n" {
+		t.Fatalf("lookup: %v", p)
+	}
+	if tb.byEndpoint[dead.Endpoint] != nil {
+		t.Fatal("a dead peer's endpoint is still accepted")
 	}
 }
 
@@ -71,9 +93,9 @@ func TestTableKeepsCounters(t *testing.T) {
 	t1, _ := buildTable([]PeerInfo{b}, testNet, ownNet, nil)
 	t1.peers[0].rxPackets.Add(5)
 	b.Endpoint = netip.MustParseAddrPort("192.0.2.9:6081") // the peer moved
-	t2, err := buildTable([]PeerInfo{b}, testNet, ownNet, t1)
-	if err != nil {
-		t.Fatal(err)
+	t2, errs := buildTable([]PeerInfo{b}, testNet, ownNet, t1)
+	if errs != nil {
+		t.Fatal(errs)
 	}
 	t1.peers[0].rxPackets.Add(1) // a loop still holding the old snapshot
 	if got := t2.peers[0].rxPackets.Load(); got != 6 {
@@ -97,9 +119,9 @@ func BenchmarkLookup(b *testing.B) {
 					Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),
 				})
 			}
-			tb, err := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), nil)
-			if err != nil {
-				b.Fatal(err)
+			tb, errs := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), nil)
+			if errs != nil {
+				b.Fatal(errs)
 			}
 			dst := netip.AddrFrom4([4]byte{10, byte(n >> 8), byte(n), 7})
 			b.ReportAllocs()

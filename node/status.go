@@ -116,44 +116,75 @@ func (n *Node) serveStatus(ctx context.Context) (*statusServer, error) {
 		return nil, fmt.Errorf("--run-dir: control socket: %w", err)
 	}
 	os.Chmod(path, 0o600) // status shows the topology: root only
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(n.Status())
+	n.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, n.Status())
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Handler: n.mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go srv.Serve(ln)
 	return &statusServer{srv: srv, path: path}, nil
 }
 
+// Handle adds an endpoint to the node's control socket (for the parts cmd
+// wires beside the node, e.g. leases). Call it before Run.
+func (n *Node) Handle(pattern string, h http.Handler) { n.mux.Handle(pattern, h) }
+
+// WriteJSON answers a control request with v as JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
 // FetchStatus asks the node whose run dir is runDir for its status.
 func FetchStatus(ctx context.Context, runDir string) (*Status, error) {
-	path := filepath.Join(runDir, SocketFile)
+	var s Status
+	if err := Call(ctx, runDir, http.MethodGet, "/v1/status", &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Call sends a request to the control socket of the node running with
+// runDir and decodes its JSON answer into out (if not nil). An answer other
+// than 2xx is an error carrying the node's message ({"error": "…"}).
+func Call(ctx context.Context, runDir, method, path string, out any) error {
+	sock := filepath.Join(runDir, SocketFile)
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://weft/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://weft"+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("no weft node is running with --run-dir %s (%s: %w)", runDir, path, err)
+			return fmt.Errorf("no weft node is running with --run-dir %s (%s: %w)", runDir, sock, err)
 		}
-		return nil, fmt.Errorf("ask the node at %s: %w", path, err)
+		return fmt.Errorf("ask the node at %s: %w", sock, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node at %s answered %s", path, resp.Status)
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("node at %s answered %s", sock, resp.Status)
 	}
-	var s Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return nil, fmt.Errorf("decode status from %s: %w", path, err)
+	if out == nil {
+		return nil
 	}
-	return &s, nil
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", sock, err)
+	}
+	return nil
+}
+
+// WriteError answers a control request with an error message Call returns.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 // writeSubnetEnv writes <run-dir>/subnet.env for the CNI plugin and container

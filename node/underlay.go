@@ -17,10 +17,10 @@ type Underlay struct {
 	Why       string     `json:"why"`
 }
 
-// findUnderlay picks the underlay: the interface holding advertise if given,
+// FindUnderlay picks the underlay: the interface holding advertise if given,
 // else the one holding the listen address if that is specific, else the
 // interface of the IPv4 default route with its first global address.
-func findUnderlay(advertise, listen netip.Addr) (Underlay, error) {
+func FindUnderlay(advertise, listen netip.Addr) (Underlay, error) {
 	if advertise.IsValid() {
 		return underlayByAddr(advertise, "--advertise", "given by --advertise")
 	}
