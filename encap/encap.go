@@ -2,6 +2,10 @@
 // one UDP datagram behind a GENEVE header (RFC 8926), so tcpdump and Wireshark
 // decode the traffic without plugins. docs/wire-format.md describes every byte.
 //
+// Two codecs: Plain (no options, no protection; --insecure) and Sealed (one
+// GENEVE option carrying key id, session and counter, the inner packet
+// sealed with an AEAD under a cluster secret; docs/security.md).
+//
 // A Codec seals packets in place: the caller leaves Headroom bytes free in
 // front of the packet (and Tailroom behind it) and gets back the datagram as a
 // sub-slice of the same buffer. Nothing is copied or allocated per packet.
@@ -29,6 +33,33 @@ type Codec interface {
 	Open(dgram []byte) ([]byte, error)
 }
 
+// PeerCodec is the codec shape that knows who sent a datagram: the
+// authenticated codec (Sealed) keeps replay and key state per sending peer,
+// so the caller identifies the peer (by the datagram's UDP source) before
+// opening. Plain implements it too, ignoring the peer, so one receive path
+// serves both.
+type PeerCodec interface {
+	// Headroom, Tailroom and Seal are as in Codec; Seal may be called
+	// concurrently.
+	Headroom() int
+	Tailroom() int
+	Seal(buf []byte, off, n int) ([]byte, error)
+	// NewPeer returns the receive state for datagrams from the node called
+	// name (its configured node name, unique in the cluster). Keep one per
+	// peer for as long as the peer exists, across routing changes: a fresh
+	// state forgets which packets were already seen. It may be nil for a
+	// codec that keeps no per-peer state.
+	NewPeer(name string) *PeerState
+	// OpenFrom is Codec.Open for a datagram the caller attributes to the
+	// peer whose state p is (the peer whose endpoint it came from). It
+	// works in place: dgram's bytes may be overwritten, and the returned
+	// inner packet is a sub-slice of dgram. Authentication and replay
+	// failures change nothing in p. OpenFrom may be called concurrently,
+	// also for one p (calls for one p are serialised), and concurrently
+	// with Seal.
+	OpenFrom(dgram []byte, p *PeerState) ([]byte, error)
+}
+
 // Reasons a datagram is refused by Open (or a packet by Seal). Each error's
 // text is the drop reason weft counts it under.
 var (
@@ -40,8 +71,19 @@ var (
 	ErrProtocol = errors.New("bad_protocol")    // protocol type other than IPv4/IPv6
 	ErrInner    = errors.New("bad_inner")       // inner packet malformed or not the advertised IP version
 	ErrNoRoom   = errors.New("no_room")         // (Seal) packet does not fit the buffer's room
+
+	// The authenticated codec's reasons (Sealed.OpenFrom).
+	ErrUnauthenticated = errors.New("unauthenticated") // plaintext GENEVE (a peer running --insecure?)
+	ErrFormat          = errors.New("bad_format")      // weft option missing or malformed, unknown cipher
+	ErrUnknownKey      = errors.New("unknown_key")     // key id of no key this node holds
+	ErrAuth            = errors.New("auth_failed")     // tag does not verify: forged, corrupted, or another key
+	ErrReplay          = errors.New("replay")          // counter already seen, or behind the replay window
+	ErrOldSession      = errors.New("old_session")     // an earlier session of the sender than the current one
 )
 
-// Errors lists every error Open and Seal return, so callers can pre-create a
-// counter for each reason.
-var Errors = []error{ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrNoRoom}
+// Errors lists every error Open, OpenFrom and Seal return, so callers can
+// pre-create a counter for each reason. New reasons are only ever appended.
+var Errors = []error{
+	ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrNoRoom,
+	ErrUnauthenticated, ErrFormat, ErrUnknownKey, ErrAuth, ErrReplay, ErrOldSession,
+}

@@ -55,7 +55,10 @@ type Plain struct {
 	vni uint32
 }
 
-var _ Codec = (*Plain)(nil)
+var (
+	_ Codec     = (*Plain)(nil)
+	_ PeerCodec = (*Plain)(nil)
+)
 
 // NewPlain returns the plaintext codec for network id vni (0..MaxVNI).
 func NewPlain(vni uint32) (*Plain, error) {
@@ -87,6 +90,12 @@ func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
 	binary.BigEndian.PutUint32(h[4:8], p.vni<<8)
 	return buf[off-HeaderLen : off+n], nil
 }
+
+// NewPeer returns nil: Plain keeps no per-peer state.
+func (p *Plain) NewPeer(name string) *PeerState { return nil }
+
+// OpenFrom is Open; Plain authenticates nothing, so the peer is ignored.
+func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) { return p.Open(dgram) }
 
 func (p *Plain) Open(dgram []byte) ([]byte, error) {
 	h, err := ParseHeader(dgram)

@@ -1,0 +1,139 @@
+package encap
+
+// What a receiver keeps per sending peer: the peer's current session with the
+// AEADs derived for it (so no key is derived per packet), and a sliding
+// replay window over the session's counters (RFC 6479). Nothing here changes
+// before a packet's tag has verified.
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"sync"
+)
+
+const (
+	// ReplayWindow is how far behind the highest counter seen from a peer
+	// a packet may arrive and still be accepted (once). A sender's counter
+	// is shared by all its peers, so this counts the sender's packets to
+	// every peer, not only to this one.
+	ReplayWindow = (replayBlocks - 1) * 64 // 8128
+
+	replayBlocks = 128 // 64-bit words in the ring: 1 KiB per peer
+	// aeadCache is how many (key, cipher) AEADs a session keeps: every
+	// held key with either cipher.
+	aeadCache = 2 * MaxKeys
+)
+
+// PeerState is what a receiver keeps about one sending peer. Make it with
+// the codec's NewPeer and keep it as long as the peer exists. Its methods
+// are the codec's OpenFrom; it is safe for concurrent use (calls are
+// serialised).
+type PeerState struct {
+	name string // the peer's node name: part of its session keys
+
+	mu    sync.Mutex
+	nonce [nonceLen]byte // scratch (a nonce passed to an interface method would escape)
+	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
+	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
+	win   replayWindow   // counters of cur
+}
+
+// Name returns the peer's node name.
+func (p *PeerState) Name() string { return p.name }
+
+// rxSession is one sending session of the peer and the AEADs derived for it.
+type rxSession struct {
+	id    uint64
+	aeads [aeadCache]derived
+	slot  int // the entry to replace next
+}
+
+type derived struct {
+	key    *key
+	cipher byte
+	aead   cipher.AEAD
+}
+
+// get returns the AEAD for (k, c) in this session, deriving it on first use.
+func (r *rxSession) get(k *key, c byte, sender string) cipher.AEAD {
+	for i := range r.aeads {
+		if d := &r.aeads[i]; d.key == k && d.cipher == c {
+			return d.aead
+		}
+	}
+	a := newAEAD(k, r.id, c, sender)
+	r.aeads[r.slot] = derived{key: k, cipher: c, aead: a}
+	r.slot = (r.slot + 1) % aeadCache
+	return a
+}
+
+// open checks the session and counter, opens dgram's ciphertext in place
+// and, only if the tag verifies, records the counter. The header has been
+// checked.
+func (p *PeerState) open(dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var rs *rxSession
+	switch {
+	case sess < p.cur.id:
+		return nil, ErrOldSession
+	case sess == p.cur.id:
+		if !p.win.check(ctr) {
+			return nil, ErrReplay
+		}
+		rs = &p.cur
+	default: // newer than any seen: a restarted (or new) sender, or a forgery
+		if p.next.id != sess {
+			p.next = rxSession{id: sess}
+		}
+		rs = &p.next
+	}
+	aead := rs.get(k, c, p.name)
+	binary.BigEndian.PutUint64(p.nonce[4:], ctr)
+	ct := dgram[SealedHeaderLen:]
+	pt, err := aead.Open(ct[:0], p.nonce[:], ct, dgram[:SealedHeaderLen])
+	if err != nil {
+		return nil, ErrAuth
+	}
+	if rs == &p.next {
+		p.cur, p.next = p.next, rxSession{}
+		p.win = replayWindow{}
+	}
+	p.win.mark(ctr)
+	return pt, nil
+}
+
+// replayWindow is RFC 6479's sliding window: a ring of bits for the counters
+// just behind the highest one seen. Sliding forward clears whole words, so
+// accepting a packet costs O(1) however far it jumps.
+type replayWindow struct {
+	last uint64 // highest counter marked; 0: none (counters start at 1)
+	ring [replayBlocks]uint64
+}
+
+// check reports whether ctr may be accepted: newer than the last, or within
+// the window and not yet marked.
+func (w *replayWindow) check(ctr uint64) bool {
+	if ctr > w.last {
+		return true
+	}
+	if w.last-ctr >= ReplayWindow {
+		return false
+	}
+	return w.ring[(ctr/64)%replayBlocks]&(1<<(ctr%64)) == 0
+}
+
+// mark records ctr, which check accepted, sliding the window if ctr is the
+// newest.
+func (w *replayWindow) mark(ctr uint64) {
+	block := ctr / 64
+	if ctr > w.last {
+		cur := w.last / 64
+		n := min(block-cur, replayBlocks)
+		for i := uint64(1); i <= n; i++ {
+			w.ring[(cur+i)%replayBlocks] = 0
+		}
+		w.last = ctr
+	}
+	w.ring[block%replayBlocks] |= 1 << (ctr % 64)
+}

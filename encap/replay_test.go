@@ -1,0 +1,160 @@
+package encap
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// The window against a model that remembers every counter: accepted exactly
+// when never accepted before and less than ReplayWindow behind the newest.
+func TestReplayWindowModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var w replayWindow
+	seen := map[uint64]bool{}
+	var last uint64
+	next := uint64(1)
+	for i := range 200000 {
+		var ctr uint64
+		switch r := rng.IntN(100); {
+		case r < 60: // mostly in order
+			ctr = next
+			next++
+		case r < 70: // a jump ahead
+			next += uint64(rng.IntN(3 * ReplayWindow))
+			ctr = next
+		case r < 95: // reordered, near or past the window's edge
+			ctr = max(1, last-min(last, uint64(rng.IntN(ReplayWindow+200))))
+		default: // an exact replay
+			ctr = max(1, last)
+		}
+		want := !seen[ctr] && (ctr > last || last-ctr < ReplayWindow)
+		if got := w.check(ctr); got != want {
+			t.Fatalf("step %d: check(%d) = %v with last %d, want %v", i, ctr, got, last, want)
+		}
+		if want {
+			w.mark(ctr)
+			seen[ctr] = true
+			last = max(last, ctr)
+		}
+	}
+}
+
+func TestReplayWindowEdges(t *testing.T) {
+	var w replayWindow
+	w.mark(ReplayWindow + 100)
+	for _, tc := range []struct {
+		ctr  uint64
+		want bool
+	}{
+		{ReplayWindow + 100, false},
+		{ReplayWindow + 99, true},
+		{101, true},  // the oldest still inside
+		{100, false}, // exactly one window behind
+		{1, false},
+		{1 << 62, true},
+	} {
+		if got := w.check(tc.ctr); got != tc.want {
+			t.Errorf("check(%d) = %v, want %v", tc.ctr, got, tc.want)
+		}
+	}
+}
+
+func TestSealedReplay(t *testing.T) {
+	s := newSealed(t, "a", CipherAuto, 0)
+	p := s.NewPeer("a")
+
+	// The same datagram twice.
+	d := sealPkt(t, s, ipv4(40))
+	if _, err := openCopy(s, d, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openCopy(s, d, p); err != ErrReplay {
+		t.Fatalf("second copy: %v, want %v", err, ErrReplay)
+	}
+
+	// Out of order within the window: each accepted once.
+	var ds [][]byte
+	for range 10 {
+		ds = append(ds, sealPkt(t, s, ipv4(40)))
+	}
+	for _, i := range []int{9, 3, 0, 5, 1, 2, 8, 4, 7, 6} {
+		if _, err := openCopy(s, ds[i], p); err != nil {
+			t.Fatalf("packet %d out of order: %v", i, err)
+		}
+		if _, err := openCopy(s, ds[i], p); err != ErrReplay {
+			t.Fatalf("packet %d again: %v", i, err)
+		}
+	}
+
+	// Far behind: a packet sealed before ReplayWindow newer ones arrived.
+	old := sealPkt(t, s, ipv4(40))
+	s.state.Load().tx.sess.ctr.Add(ReplayWindow)
+	if _, err := openCopy(s, sealPkt(t, s, ipv4(40)), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openCopy(s, old, p); err != ErrReplay {
+		t.Fatalf("packet a window behind: %v, want %v", err, ErrReplay)
+	}
+}
+
+func TestSealedSessions(t *testing.T) {
+	key := testKey(1)
+	first := newSealed(t, "a", CipherAESGCM, 1000, key)
+	rx := newSealed(t, "b", CipherAuto, 0, key)
+	p := rx.NewPeer("a")
+	for range 5 {
+		if _, err := rx.OpenFrom(sealPkt(t, first, ipv4(40)), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := sealPkt(t, first, ipv4(40)) // in flight when "a" restarts
+
+	// "a" restarts (a later session, and another cipher: receivers accept
+	// both). Its counter starts again at 1, below what the old session
+	// reached: the new session has a window of its own.
+	second := newSealed(t, "a", CipherChaCha20Poly1305, 2000, key)
+	d := sealPkt(t, second, ipv4(40))
+	if _, err := rx.OpenFrom(d, p); err != nil {
+		t.Fatalf("newer session: %v", err)
+	}
+	if id, _ := replayState(p); id != 2000 {
+		t.Fatalf("current session %d, want 2000", id)
+	}
+	if _, err := rx.OpenFrom(late, p); err != ErrOldSession {
+		t.Fatalf("packet of the older session: %v, want %v", err, ErrOldSession)
+	}
+	if _, err := rx.OpenFrom(sealPkt(t, second, ipv4(40)), p); err != nil {
+		t.Fatalf("second packet of the newer session: %v", err)
+	}
+
+	// A forged packet announcing a newer session changes nothing.
+	forged := sealPkt(t, newSealed(t, "a", CipherAuto, 3000, collidingKey(key)), ipv4(40))
+	if _, err := rx.OpenFrom(forged, p); err != ErrAuth {
+		t.Fatalf("forged newer session: %v, want %v", err, ErrAuth)
+	}
+	if id, _ := replayState(p); id != 2000 {
+		t.Fatalf("forgery moved the session to %d", id)
+	}
+	if _, err := rx.OpenFrom(sealPkt(t, second, ipv4(40)), p); err != nil {
+		t.Fatalf("after the forgery: %v", err)
+	}
+}
+
+// Derived AEADs are cached: after the first packet of a session, packets
+// under the same key and cipher derive nothing.
+func TestSealedCachesKeys(t *testing.T) {
+	s := newSealed(t, "a", CipherAuto, 0)
+	p := s.NewPeer("a")
+	if _, err := s.OpenFrom(sealPkt(t, s, ipv4(40)), p); err != nil {
+		t.Fatal(err)
+	}
+	a := p.cur.aeads[0].aead
+	for range 10 {
+		if _, err := s.OpenFrom(sealPkt(t, s, ipv4(40)), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.cur.aeads[0].aead != a || p.cur.aeads[1].aead != nil {
+		t.Fatal("AEAD derived again")
+	}
+}

@@ -1,0 +1,356 @@
+package encap
+
+// The authenticated codec. Seal, per packet:
+//
+//	take the next counter of this node's session → copy the header template
+//	(GENEVE + weft option) into the headroom, counter last → AEAD-seal the
+//	inner packet in place with nonce 0000||counter and the 32 header bytes
+//	as additional data → the 16-byte tag lands in the tailroom.
+//
+// OpenFrom, per datagram, for the peer the caller found by UDP source:
+//
+//	check the GENEVE header and the option (nothing secret yet) → find the
+//	key by id → reject an older session, or a counter the replay window has
+//	seen or left behind → open in place with the peer's cached AEAD for
+//	(session, key, cipher) → only now mark the counter (or start the newer
+//	session's window) → check the inner IP header.
+//
+// docs/security.md explains the design; docs/wire-format.md the bytes.
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/cpu"
+)
+
+const (
+	// ProtoSealed is the GENEVE protocol type of sealed datagrams: 0x88B5,
+	// the IEEE 802 local experimental ethertype, so tcpdump shows the
+	// payload as unknown instead of decoding ciphertext as IP.
+	ProtoSealed = 0x88B5
+	// OptionClass and OptionType identify weft's GENEVE option: a class
+	// in RFC 8926's experimental range, a type with the critical bit, so
+	// a receiver that does not know the option drops the datagram.
+	OptionClass = 0xFF57
+	OptionType  = 0x81
+	optionWords = 5 // option data length in 4-byte words
+
+	// SealedHeaderLen is the GENEVE header plus weft's option: Sealed's
+	// Headroom, and the additional data the tag covers.
+	SealedHeaderLen = HeaderLen + 4 + 4*optionWords // 32
+	// TagLen is the AEAD tag behind the ciphertext: Sealed's Tailroom.
+	TagLen = 16
+	// SealedOverhead is what Sealed adds to each inner packet.
+	SealedOverhead = SealedHeaderLen + TagLen // 48
+
+	// Ciphers, as the option's first byte names them.
+	CipherAuto             byte = 0 // (config only) DefaultCipher()
+	CipherAESGCM           byte = 1 // AES-256-GCM
+	CipherChaCha20Poly1305 byte = 2 // ChaCha20-Poly1305
+
+	// maxCounter is the first counter never sent: a session ends before
+	// its counter reaches 2^63 and the sender starts a new one.
+	maxCounter = 1 << 63
+	nonceLen   = 12
+)
+
+// DefaultCipher is the cipher Seal uses unless configured: AES-256-GCM where
+// the CPU has AES and carry-less multiply instructions (x86-64 AES-NI +
+// PCLMULQDQ, arm64 AES + PMULL), ChaCha20-Poly1305 elsewhere. Receivers
+// accept both.
+func DefaultCipher() byte {
+	if (cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ) || (cpu.ARM64.HasAES && cpu.ARM64.HasPMULL) {
+		return CipherAESGCM
+	}
+	return CipherChaCha20Poly1305
+}
+
+// CipherName names a cipher byte for logs and status.
+func CipherName(c byte) string {
+	switch c {
+	case CipherAESGCM:
+		return "aes-256-gcm"
+	case CipherChaCha20Poly1305:
+		return "chacha20-poly1305"
+	}
+	return fmt.Sprintf("cipher-%d", c)
+}
+
+// SealedConfig configures NewSealed.
+type SealedConfig struct {
+	// VNI is the network id, 0..MaxVNI; datagrams of another are dropped.
+	VNI uint32
+	// Name is this node's name, unique in the cluster. It is part of every
+	// key this node seals with, and receivers derive the same key from the
+	// name they know the sending peer by.
+	Name string
+	// Keys are the cluster secrets this node accepts, KeyLen bytes each,
+	// at most MaxKeys, with distinct key ids. Keys[0] is the primary: the
+	// one Seal uses. NewSealed copies them.
+	Keys [][]byte
+	// Cipher is the cipher Seal uses: CipherAESGCM, CipherChaCha20Poly1305,
+	// or CipherAuto (the default, 0) for DefaultCipher().
+	Cipher byte
+	// Session is this run's session id. It must be greater than every
+	// session id this node used before; 0 (the default) takes the current
+	// time in Unix nanoseconds, which is, as long as the clock does not go
+	// back across a restart.
+	Session uint64
+}
+
+// Sealed is the authenticated, encrypted codec (docs/security.md). Seal may
+// be called concurrently; OpenFrom too, also for one PeerState (calls for
+// one peer are serialised by its lock). Key changes (AddKey, SetPrimary,
+// RemoveKey) may run concurrently with both; the packet paths take no lock
+// of the Sealed.
+type Sealed struct {
+	vni    uint32
+	name   string
+	cipher byte
+	nonces sync.Pool // *[nonceLen]byte scratch for Seal (a nonce passed to an interface method would escape)
+
+	mu    sync.Mutex // serialises writers of state
+	state atomic.Pointer[sealedState]
+}
+
+var _ PeerCodec = (*Sealed)(nil)
+
+// sealedState is what the packet paths load, once per packet: an immutable
+// snapshot, replaced whole by key changes and session renewals.
+type sealedState struct {
+	ring *keyring
+	tx   *txState
+}
+
+// session is one of this node's sending sessions. Its counter is shared by
+// every txState of the session, so changing the primary key does not reuse
+// a counter.
+type session struct {
+	id  uint64
+	ctr atomic.Uint64 // the last counter handed out
+}
+
+// txState is what Seal needs: the AEAD for (session, primary key, cipher)
+// and the header with everything but the counter filled in.
+type txState struct {
+	sess *session
+	aead cipher.AEAD
+	hdr  [SealedHeaderLen]byte
+}
+
+// NewSealed returns the authenticated codec for cfg.
+func NewSealed(cfg SealedConfig) (*Sealed, error) {
+	switch {
+	case cfg.VNI > MaxVNI:
+		return nil, fmt.Errorf("network id %d out of range 0..%d", cfg.VNI, MaxVNI)
+	case cfg.Name == "":
+		return nil, errors.New("sealed codec: node name is empty")
+	case len(cfg.Keys) == 0:
+		return nil, errors.New("sealed codec: no key")
+	case len(cfg.Keys) > MaxKeys:
+		return nil, fmt.Errorf("sealed codec: %d keys, at most %d", len(cfg.Keys), MaxKeys)
+	}
+	c := cfg.Cipher
+	switch c {
+	case CipherAuto:
+		c = DefaultCipher()
+	case CipherAESGCM, CipherChaCha20Poly1305:
+	default:
+		return nil, fmt.Errorf("sealed codec: unknown cipher %d", cfg.Cipher)
+	}
+	ring := &keyring{}
+	for i, secret := range cfg.Keys {
+		k, err := newKey(secret)
+		if err != nil {
+			return nil, fmt.Errorf("sealed codec: key %d: %w", i+1, err)
+		}
+		if o := ring.find(k.id); o != nil {
+			if o.secret == k.secret {
+				return nil, fmt.Errorf("sealed codec: key %d is key %d again", i+1, indexOf(ring, o)+1)
+			}
+			return nil, fmt.Errorf("sealed codec: keys %d and %d have the same id %02x (a 1 in 256 chance): generate another key",
+				indexOf(ring, o)+1, i+1, k.id)
+		}
+		ring.keys = append(ring.keys, k)
+	}
+	ring.primary = ring.keys[0]
+	sess := cfg.Session
+	if sess == 0 {
+		sess = uint64(time.Now().UnixNano())
+	}
+	s := &Sealed{vni: cfg.VNI, name: cfg.Name, cipher: c}
+	s.nonces.New = func() any { return new([nonceLen]byte) }
+	s.state.Store(&sealedState{ring: ring, tx: s.newTx(&session{id: sess}, ring.primary)})
+	return s, nil
+}
+
+func indexOf(r *keyring, k *key) int {
+	for i, o := range r.keys {
+		if o == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// newTx derives the sending state for sess under k.
+func (s *Sealed) newTx(sess *session, k *key) *txState {
+	tx := &txState{sess: sess, aead: newAEAD(k, sess.id, s.cipher, s.name)}
+	h := tx.hdr[:]
+	h[0] = (SealedHeaderLen - HeaderLen) / 4 // Ver 0, Opt Len in words
+	h[1] = flagCritical
+	binary.BigEndian.PutUint16(h[2:4], ProtoSealed)
+	binary.BigEndian.PutUint32(h[4:8], s.vni<<8)
+	binary.BigEndian.PutUint16(h[8:10], OptionClass)
+	h[10] = OptionType
+	h[11] = optionWords
+	h[12] = s.cipher
+	h[13] = k.id
+	binary.BigEndian.PutUint64(h[16:24], sess.id)
+	return tx
+}
+
+// Headroom is SealedHeaderLen: the GENEVE header and weft's option.
+func (s *Sealed) Headroom() int { return SealedHeaderLen }
+
+// Tailroom is TagLen.
+func (s *Sealed) Tailroom() int { return TagLen }
+
+// Cipher returns the cipher Seal uses.
+func (s *Sealed) Cipher() byte { return s.cipher }
+
+// Session returns the id of this node's current sending session.
+func (s *Sealed) Session() uint64 { return s.state.Load().tx.sess.id }
+
+// Seal encrypts the inner packet buf[off:off+n] in place under the primary
+// key and returns the datagram payload buf[off-32 : off+n+16].
+func (s *Sealed) Seal(buf []byte, off, n int) ([]byte, error) {
+	if off < SealedHeaderLen || n < 1 || off+n+TagLen > len(buf) {
+		return nil, ErrNoRoom
+	}
+	if v := buf[off] >> 4; v != 4 && v != 6 {
+		return nil, ErrInner
+	}
+	tx := s.state.Load().tx
+	ctr := tx.sess.ctr.Add(1)
+	if ctr >= maxCounter {
+		tx, ctr = s.renew(tx)
+	}
+	h := buf[off-SealedHeaderLen : off]
+	copy(h, tx.hdr[:])
+	binary.BigEndian.PutUint64(h[24:32], ctr)
+	nonce := s.nonces.Get().(*[nonceLen]byte)
+	binary.BigEndian.PutUint64(nonce[4:], ctr) // nonce[:4] stays zero
+	tx.aead.Seal(buf[off:off], nonce[:], buf[off:off+n], h)
+	s.nonces.Put(nonce)
+	return buf[off-SealedHeaderLen : off+n+TagLen], nil
+}
+
+// renew starts a new session once old's counters are used up (2^63 packets:
+// not in practice, but a counter must never wrap) and returns the new
+// state with a counter of it.
+func (s *Sealed) renew(old *txState) (*txState, uint64) {
+	for {
+		s.mu.Lock()
+		st := s.state.Load()
+		if st.tx.sess == old.sess {
+			id := max(uint64(time.Now().UnixNano()), old.sess.id+1)
+			st = &sealedState{ring: st.ring, tx: s.newTx(&session{id: id}, st.ring.primary)}
+			s.state.Store(st)
+		}
+		s.mu.Unlock()
+		if ctr := st.tx.sess.ctr.Add(1); ctr < maxCounter {
+			return st.tx, ctr
+		}
+		old = st.tx
+	}
+}
+
+// SealedOption is weft's GENEVE option as a sealed datagram carries it in
+// the clear (and authenticated).
+type SealedOption struct {
+	Cipher  byte   // CipherAESGCM or CipherChaCha20Poly1305
+	KeyID   byte   // KeyID of the secret the packet was sealed under
+	Session uint64 // the sender's session id (Unix nanoseconds at its start)
+	Counter uint64 // packet number within the session, from 1
+}
+
+// ParseSealedOption decodes the option of a sealed datagram, for tools and
+// tests: ErrShort if the header does not fit, ErrFormat if it is not exactly
+// weft's one option. Field values are not checked.
+func ParseSealedOption(dgram []byte) (SealedOption, error) {
+	h, err := ParseHeader(dgram)
+	if err != nil {
+		return SealedOption{}, err
+	}
+	if !isSealedHeader(h, dgram) {
+		return SealedOption{}, ErrFormat
+	}
+	return SealedOption{
+		Cipher:  dgram[12],
+		KeyID:   dgram[13],
+		Session: binary.BigEndian.Uint64(dgram[16:24]),
+		Counter: binary.BigEndian.Uint64(dgram[24:32]),
+	}, nil
+}
+
+// isSealedHeader reports whether h (parsed from dgram, options present)
+// announces exactly weft's option.
+func isSealedHeader(h Header, dgram []byte) bool {
+	return h.Critical && h.Protocol == ProtoSealed && h.OptLen == SealedHeaderLen-HeaderLen &&
+		binary.BigEndian.Uint16(dgram[8:10]) == OptionClass && dgram[10] == OptionType && dgram[11] == optionWords
+}
+
+// NewPeer returns the receive state for datagrams from the node called name.
+func (s *Sealed) NewPeer(name string) *PeerState { return &PeerState{name: name} }
+
+// OpenFrom authenticates and decrypts a datagram from the peer p in place
+// and returns the inner packet, a sub-slice of dgram. p must not be nil. The
+// datagram's bytes are overwritten (with plaintext, or zeros on ErrAuth).
+func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
+	h, err := ParseHeader(dgram)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.Version != 0:
+		return nil, ErrVersion
+	case h.Control:
+		return nil, ErrControl
+	case h.VNI != s.vni:
+		return nil, ErrNetwork
+	case h.Protocol == ProtoIPv4 || h.Protocol == ProtoIPv6:
+		return nil, ErrUnauthenticated
+	case h.Protocol != ProtoSealed:
+		return nil, ErrProtocol
+	case !isSealedHeader(h, dgram):
+		return nil, ErrFormat
+	case len(dgram) < SealedOverhead:
+		return nil, ErrShort
+	}
+	cipherID, keyID := dgram[12], dgram[13]
+	sess := binary.BigEndian.Uint64(dgram[16:24])
+	ctr := binary.BigEndian.Uint64(dgram[24:32])
+	if (cipherID != CipherAESGCM && cipherID != CipherChaCha20Poly1305) || sess == 0 || ctr == 0 || ctr >= maxCounter {
+		return nil, ErrFormat
+	}
+	k := s.state.Load().ring.find(keyID)
+	if k == nil {
+		return nil, ErrUnknownKey
+	}
+	pt, err := p.open(dgram, k, cipherID, sess, ctr)
+	if err != nil {
+		return nil, err
+	}
+	var proto uint16 = ProtoIPv4
+	if len(pt) > 0 && pt[0]>>4 == 6 {
+		proto = ProtoIPv6
+	}
+	return innerPacket(proto, pt)
+}
