@@ -86,7 +86,7 @@ func (c *Config) Validate() error {
 	if c.RunDir == "" || c.StateDir == "" {
 		return errors.New("--run-dir and --state-dir must not be empty")
 	}
-	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, nil); len(errs) > 0 {
+	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, &encap.Plain{}, nil); len(errs) > 0 {
 		return fmt.Errorf("--peer: %w", errs[0])
 	}
 	return nil

@@ -42,7 +42,7 @@ type Node struct {
 	log      *slog.Logger
 	underlay Underlay
 	mtu      int
-	codec    encap.Codec
+	codec    encap.PeerCodec
 	tun      tunnel.Device
 	conn     Transport
 	started  time.Time
@@ -106,7 +106,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 }
 
 // newNode assembles a node from open parts (tests pass fakes).
-func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
+func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.PeerCodec, dev tunnel.Device, conn Transport) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
@@ -114,7 +114,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
 	}
-	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, nil)
+	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil
 }
@@ -190,7 +190,7 @@ func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []Pee
 // setPeers swaps in a routing table for peers. Peers that do not check out
 // are left out and logged once per distinct reason, not on every update.
 func (n *Node) setPeers(peers []PeerInfo) {
-	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.table.Load())
+	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.codec, n.table.Load())
 	n.table.Store(t)
 	n.peerErrMu.Lock()
 	seen := make(map[string]bool, len(errs))

@@ -3,7 +3,8 @@ package node
 // The outside loop: datagrams from peers enter this host through the TUN.
 //
 //	UDP Read (a batch; GRO-coalesced datagrams arrive split) → per datagram:
-//	open the GENEVE header, find the peer by its endpoint, check the inner
+//	find the peer by its endpoint, open (authenticate, decrypt) the datagram
+//	with that peer's receive state, check the inner
 //	source is inside that peer's subnet and the destination inside ours →
 //	TUN Write of the whole batch (the wireguard driver coalesces TCP: GRO).
 //
@@ -75,14 +76,14 @@ func (o *outside) run() error {
 // queues its inner packet for the TUN.
 func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
 	n := o.n
-	inner, err := n.codec.Open(buf[rxOffset : rxOffset+size])
-	if err != nil {
-		n.drops.addEncap(err)
-		return
-	}
 	peer := t.byEndpoint[ep]
 	if peer == nil {
 		n.drops.add(dropUnknownPeer, 1)
+		return
+	}
+	inner, err := n.codec.OpenFrom(buf[rxOffset:rxOffset+size], peer.rx)
+	if err != nil {
+		n.drops.addEncap(err)
 		return
 	}
 	ip, ok := parseIP(inner)

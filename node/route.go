@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/weftnet/weft/encap"
 )
 
 // PeerInfo is what a peer source knows about one remote node.
@@ -46,10 +48,12 @@ type Peer struct {
 	*counters
 }
 
-// counters are updated by the forwarding loops without locks.
+// counters are updated by the forwarding loops without locks. rx is the
+// codec's receive state for the peer (session keys, replay window).
 type counters struct {
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
+	rx                 *encap.PeerState
 }
 
 // table is an immutable routing snapshot; the loops load it once per batch
@@ -74,7 +78,7 @@ func routable(state string) bool { return state != "dead" && state != "left" }
 // and returns the new snapshot. A peer that does not check out (outside the
 // network, overlapping another, a name or endpoint twice) is left out and
 // reported in errs; the rest is routed. Counters carry over from old by name.
-func buildTable(infos []PeerInfo, network, own netip.Prefix, old *table) (t *table, errs []error) {
+func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.PeerCodec, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {
@@ -89,9 +93,11 @@ func buildTable(infos []PeerInfo, network, own netip.Prefix, old *table) (t *tab
 			continue
 		}
 		names[in.Name] = true
-		p := &Peer{PeerInfo: in, counters: &counters{}}
+		p := &Peer{PeerInfo: in}
 		if old := prev[in.Name]; old != nil {
 			p.counters = old.counters
+		} else {
+			p.counters = &counters{rx: codec.NewPeer(in.Name)}
 		}
 		t.peers = append(t.peers, p)
 		if routable(in.State) {

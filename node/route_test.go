@@ -5,9 +5,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/encap"
 )
 
 var (
+	plain   = &encap.Plain{}
 	testNet = netip.MustParsePrefix("10.244.0.0/16")
 	ownNet  = netip.MustParsePrefix("10.244.1.0/24")
 )
@@ -21,7 +24,7 @@ func TestTableLookup(t *testing.T) {
 		peer("b", "10.244.2.0/24", "192.0.2.2:6081"),
 		peer("c", "10.244.3.0/24", "192.0.2.3:6081"),
 		peer("d", "10.244.128.0/17", "192.0.2.4:6081"),
-	}, testNet, ownNet, nil)
+	}, testNet, ownNet, plain, nil)
 	if errs != nil {
 		t.Fatal(errs)
 	}
@@ -59,7 +62,7 @@ func TestTableRejects(t *testing.T) {
 		"same endpoint":      {[]PeerInfo{b, peer("x", "10.244.3.0/24", "192.0.2.2:6081")}, "endpoint"},
 	}
 	for name, tc := range cases {
-		tb, errs := buildTable(tc.peers, testNet, ownNet, nil)
+		tb, errs := buildTable(tc.peers, testNet, ownNet, plain, nil)
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.want) {
 			t.Errorf("%s: got %v, want one error containing %q", name, errs, tc.want)
 			continue
@@ -76,7 +79,7 @@ func TestTableShowsButDoesNotRouteDeadPeers(t *testing.T) {
 	dead.State = "dead"
 	alive := peer("n", "10.244.2.0/24", "192.0.2.3:6081") // reuses the dead peer's subnet
 	alive.State = "alive"
-	tb, errs := buildTable([]PeerInfo{dead, alive}, testNet, ownNet, nil)
+	tb, errs := buildTable([]PeerInfo{dead, alive}, testNet, ownNet, plain, nil)
 	if len(errs) != 0 || len(tb.peers) != 2 {
 		t.Fatalf("errs %v, peers %d", errs, len(tb.peers))
 	}
@@ -90,10 +93,10 @@ func TestTableShowsButDoesNotRouteDeadPeers(t *testing.T) {
 
 func TestTableKeepsCounters(t *testing.T) {
 	b := peer("b", "10.244.2.0/24", "192.0.2.2:6081")
-	t1, _ := buildTable([]PeerInfo{b}, testNet, ownNet, nil)
+	t1, _ := buildTable([]PeerInfo{b}, testNet, ownNet, plain, nil)
 	t1.peers[0].rxPackets.Add(5)
 	b.Endpoint = netip.MustParseAddrPort("192.0.2.9:6081") // the peer moved
-	t2, errs := buildTable([]PeerInfo{b}, testNet, ownNet, t1)
+	t2, errs := buildTable([]PeerInfo{b}, testNet, ownNet, plain, t1)
 	if errs != nil {
 		t.Fatal(errs)
 	}
@@ -119,7 +122,7 @@ func BenchmarkLookup(b *testing.B) {
 					Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),
 				})
 			}
-			tb, errs := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), nil)
+			tb, errs := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), plain, nil)
 			if errs != nil {
 				b.Fatal(errs)
 			}

@@ -30,6 +30,7 @@ type datagram struct {
 type simNet struct {
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*simConn
+	tap   chan datagram // if set, gets a copy of datagrams sent (never blocks)
 }
 
 func (s *simNet) listen(ep string) *simConn {
@@ -46,8 +47,14 @@ func (s *simNet) listen(ep string) *simConn {
 // send delivers b to ep as if from from; datagrams to nowhere are lost.
 func (s *simNet) send(from, to netip.AddrPort, b []byte) {
 	s.mu.Lock()
-	c := s.conns[to]
+	c, tap := s.conns[to], s.tap
 	s.mu.Unlock()
+	if tap != nil {
+		select {
+		case tap <- datagram{from, append([]byte(nil), b...)}:
+		default:
+		}
+	}
 	if c != nil {
 		select {
 		case c.in <- datagram{from, append([]byte(nil), b...)}:
@@ -114,14 +121,21 @@ type simNode struct {
 // statically with peers. It stops when the test ends.
 func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...PeerInfo) *simNode {
 	t.Helper()
+	codec, _ := encap.NewPlain(1)
+	return startSimCodec(t, sn, name, subnet, ep, codec, peers...)
+}
+
+// startSimCodec is startSim with a given codec (sealed, other keys…).
+func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.PeerCodec, peers ...PeerInfo) *simNode {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Insecure = name, true
 	cfg.Subnet = netip.MustParsePrefix(subnet)
 	cfg.RunDir = t.TempDir()
-	codec, _ := encap.NewPlain(cfg.VNI)
-	dev := tunneltest.New("weft0", 1464, 8)
+	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
+	dev := tunneltest.New("weft0", mtu, 8)
 	conn := sn.listen(ep)
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec, dev, conn)
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, mtu, codec, dev, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,4 +350,48 @@ func TestPacketPathAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("outside: %.1f allocs per packet", allocs)
 	}
+}
+
+func sealed(t *testing.T, name string, keys ...[]byte) *encap.Sealed {
+	t.Helper()
+	c, err := encap.NewSealed(encap.SealedConfig{VNI: 1, Name: name, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestSimSealed(t *testing.T) {
+	key, _ := encap.GenerateKey()
+	other, _ := encap.GenerateKey()
+	sn := &simNet{}
+	pa, pb := peer("a", "10.244.1.0/24", "192.0.2.1:6081"), peer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	a := startSimCodec(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", sealed(t, "a", key), pb, peer("c", "10.244.3.0/24", "192.0.2.3:6081"))
+	b := startSimCodec(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", sealed(t, "b", key), pa, peer("c", "10.244.3.0/24", "192.0.2.3:6081"))
+	// c holds another cluster's key.
+	c := startSimCodec(t, sn, "c", "10.244.3.0/24", "192.0.2.3:6081", sealed(t, "c", other), pa, pb)
+	if a.mtu != 1424 {
+		t.Fatalf("sealed MTU %d, want 1424", a.mtu)
+	}
+	pkt := udp4("10.244.1.5", "10.244.2.6", 1424, true)
+	a.tun.Inject(pkt)
+	if got := recv(t, b.tun); !bytes.Equal(got, pkt) {
+		t.Fatal("b got a different packet")
+	}
+
+	// Capture what a sends and replay it: delivered once, then dropped.
+	sn.mu.Lock()
+	sn.tap = make(chan datagram, 1)
+	sn.mu.Unlock()
+	a.tun.Inject(pkt)
+	recv(t, b.tun)
+	d := <-sn.tap
+	sn.send(d.from, b.conn.ep, d.b)
+	waitFor(t, "replay dropped", func() bool { return drop(b, "replay") == 1 })
+	noPacket(t, b.tun)
+
+	// c's packets do not open at b.
+	c.tun.Inject(udp4("10.244.3.5", "10.244.2.6", 100, false))
+	waitFor(t, "b refusing c's key", func() bool { return drop(b, "unknown_key")+drop(b, "auth_failed") == 1 })
+	noPacket(t, b.tun)
 }
