@@ -105,10 +105,18 @@ func labNetns(t *testing.T, prefix string) []string {
 // on SIGTERM); if the test failed, their output goes to the test log.
 func startWeft(t *testing.T, l *lab.Lab, driver string, args ...string) []*lab.Weft {
 	t.Helper()
+	return startWeftCfg(t, l, lab.WeftConfig{Driver: driver, Args: args})
+}
+
+// startWeftCfg is startWeft with the lab's full node configuration (Binary
+// and Dir are filled in).
+func startWeftCfg(t *testing.T, l *lab.Lab, cfg lab.WeftConfig) []*lab.Weft {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), labTimeout)
 	defer cancel()
-	nodes, err := l.StartWeft(ctx, lab.WeftConfig{Binary: weftBin, Dir: dir, Driver: driver, Args: args})
+	cfg.Binary, cfg.Dir = weftBin, dir
+	nodes, err := l.StartWeft(ctx, cfg)
 	// Registered after t.TempDir, so it runs before dir is removed.
 	t.Cleanup(func() {
 		for _, n := range nodes {
@@ -135,11 +143,19 @@ func startWeft(t *testing.T, l *lab.Lab, driver string, args ...string) []*lab.W
 	return nodes
 }
 
-// weftLab is newLab plus startWeft.
+// weftLab is newLab plus startWeft: encrypted nodes sharing a cluster key.
 func weftLab(t *testing.T, name string, hosts int, driver string) (*lab.Lab, []*lab.Weft) {
 	t.Helper()
 	l := newLab(t, name, hosts)
 	return l, startWeft(t, l, driver)
+}
+
+// insecureWeftLab is weftLab with --insecure nodes (plaintext GENEVE), for
+// tests that hand-craft datagrams.
+func insecureWeftLab(t *testing.T, name string, hosts int, driver string) (*lab.Lab, []*lab.Weft) {
+	t.Helper()
+	l := newLab(t, name, hosts)
+	return l, startWeftCfg(t, l, lab.WeftConfig{Driver: driver, Insecure: true})
 }
 
 // weftRun is the result of one run of the weft binary.

@@ -20,7 +20,7 @@ import (
 // "h3", subnet 10.244.3.0/24) and from another port of h3 (no peer).
 func TestWireRefusals(t *testing.T) {
 	forEachDriver(t, []string{"ping"}, func(t *testing.T, driver, tag string) {
-		_, nodes := weftLab(t, "sp"+tag, 3, driver)
+		_, nodes := insecureWeftLab(t, "sp"+tag, 3, driver)
 		h1, h2, h3 := nodes[0], nodes[1], nodes[2]
 		if err := h3.Stop(); err != nil {
 			t.Fatalf("stop weft on h3: %v", err)

@@ -24,8 +24,8 @@ import (
 )
 
 // wireMTU is the TUN MTU on a lab's 1500-byte underlay: less the outer IPv4
-// (20), UDP (8) and GENEVE (8) headers.
-const wireMTU = 1500 - 20 - 8 - encap.HeaderLen
+// (20) and UDP (8) headers and the sealed GENEVE header and tag (48).
+const wireMTU = 1500 - 20 - 8 - encap.SealedOverhead
 
 // statusKeys are the JSON keys `weft status --json` promises.
 var (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -25,6 +26,9 @@ type WeftConfig struct {
 	Network netip.Prefix
 	// Driver is the --tun-driver; empty means weft's default.
 	Driver string
+	// Insecure runs the nodes with --insecure; by default the lab makes a
+	// cluster key (weft keygen) and starts every node with --key-file.
+	Insecure bool
 	// Args are added to every node's `weft up` command line.
 	Args []string
 }
@@ -50,6 +54,16 @@ func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 	if !cfg.Network.IsValid() {
 		cfg.Network = netip.MustParsePrefix("10.244.0.0/16")
 	}
+	security := []string{"--insecure"}
+	if !cfg.Insecure {
+		keyFile := filepath.Join(cfg.Dir, "cluster.key")
+		if _, err := os.Stat(keyFile); err != nil {
+			if out, err := exec.CommandContext(ctx, cfg.Binary, "keygen", "--out", keyFile).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("lab: weft keygen: %w\n%s", err, out)
+			}
+		}
+		security = []string{"--key-file", keyFile}
+	}
 	base := cfg.Network.Addr().As4()
 	nodes := make([]*Weft, len(l.Hosts))
 	for i, h := range l.Hosts {
@@ -58,9 +72,10 @@ func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 			RunDir: filepath.Join(cfg.Dir, h.Name, "run"), binary: cfg.Binary}
 	}
 	for _, n := range nodes {
-		n.Args = []string{"up", "--name", n.Name, "--insecure", "--network", cfg.Network.String(),
+		n.Args = append([]string{"up", "--name", n.Name}, security...)
+		n.Args = append(n.Args, "--network", cfg.Network.String(),
 			"--subnet", n.Subnet.String(), "--run-dir", n.RunDir,
-			"--state-dir", filepath.Join(cfg.Dir, n.Name, "state")}
+			"--state-dir", filepath.Join(cfg.Dir, n.Name, "state"))
 		if cfg.Driver != "" {
 			n.Args = append(n.Args, "--tun-driver", cfg.Driver)
 		}

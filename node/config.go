@@ -25,6 +25,7 @@ type Config struct {
 	StateDir  string         // --state-dir: persistent state; default /var/lib/weft
 	RunDir    string         // --run-dir: control socket and subnet.env; default /run/weft
 	Insecure  bool           // --insecure: run without authentication or encryption
+	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	VNI       uint32         // GENEVE network id; default 1
 }
 
@@ -44,13 +45,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// ErrInsecureRequired is returned until weft can authenticate traffic.
-var ErrInsecureRequired = errors.New("--insecure is required: this weft cannot yet authenticate or encrypt traffic, so it runs only when told to accept that")
-
 // Validate checks the configuration without touching the system.
 func (c *Config) Validate() error {
-	if !c.Insecure {
-		return ErrInsecureRequired
+	switch {
+	case len(c.Keys) == 0 && !c.Insecure:
+		return errors.New("--key-file is required (make a cluster key with 'weft keygen --out FILE' and copy it to every node), or pass --insecure to run without authentication or encryption")
+	case len(c.Keys) > 0 && c.Insecure:
+		return errors.New("--insecure and --key-file exclude each other")
 	}
 	if c.Name == "" {
 		return errors.New("--name: must not be empty")

@@ -71,7 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	codec, err := encap.NewPlain(cfg.VNI)
+	codec, err := newCodec(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +103,19 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("--tun %s: %w", cfg.TunName, err)
 	}
 	return newNode(cfg, log, under, mtu, codec, dev, conn)
+}
+
+// newCodec is the sealed codec keyed with cfg.Keys, or plaintext GENEVE
+// with --insecure.
+func newCodec(cfg Config) (encap.PeerCodec, error) {
+	if cfg.Insecure {
+		return encap.NewPlain(cfg.VNI)
+	}
+	c, err := encap.NewSealed(encap.SealedConfig{VNI: cfg.VNI, Name: cfg.Name, Keys: cfg.Keys})
+	if err != nil {
+		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	return c, nil
 }
 
 // newNode assembles a node from open parts (tests pass fakes).

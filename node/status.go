@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/udp"
 )
@@ -37,6 +38,16 @@ type Status struct {
 	Peers         []PeerStatus      `json:"peers"`
 	Drops         map[string]uint64 `json:"drops"`
 	Offloads      OffloadStatus     `json:"offloads"`
+	Encryption    EncryptionStatus  `json:"encryption"`
+}
+
+// EncryptionStatus says how the data path is protected.
+type EncryptionStatus struct {
+	Enabled bool   `json:"enabled"`
+	Cipher  string `json:"cipher,omitempty"`
+	KeyIDs  []int  `json:"key_ids,omitempty"`
+	Primary int    `json:"primary_key_id,omitempty"` // the key this node sends with
+	Session uint64 `json:"session,omitempty"`        // this run's session id (its start time in ns)
 }
 
 type TunStatus struct {
@@ -74,6 +85,13 @@ func (n *Node) Status() Status {
 		Peers:    make([]PeerStatus, 0, len(t.peers)),
 		Drops:    n.drops.snapshot(),
 		Offloads: OffloadStatus{Tun: n.tun.Offloads(), UDP: n.conn.Offloads()},
+	}
+	if c, ok := n.codec.(*encap.Sealed); ok {
+		ids, primary := c.KeyIDs()
+		s.Encryption = EncryptionStatus{Enabled: true, Cipher: encap.CipherName(c.Cipher()), Primary: int(primary), Session: c.Session()}
+		for _, id := range ids {
+			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
+		}
 	}
 	for _, p := range t.peers {
 		s.Peers = append(s.Peers, PeerStatus{

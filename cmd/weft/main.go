@@ -18,6 +18,7 @@ const usage = `weft: a userspace overlay network you can read, run anywhere and 
 Usage:
   weft up [flags]        run this node in the foreground
   weft status [--json]   show the running node's state, peers and drop counters
+  weft keygen [--out F]  make a new cluster key
   weft lab [flags]       build a lab of hosts in network namespaces and run weft between them
   weft version           print the version
 
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdUp(ctx, rest, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, stdout)
+	case "keygen":
+		err = cmdKeygen(ctx, rest, stdout, stderr)
 	case "lab":
 		err = cmdLab(ctx, rest, stdout, stderr)
 	case "version", "--version":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestUpRefusesWithoutInsecure(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run([]string{"up", "--subnet", "10.244.1.0/24", "--run-dir", t.TempDir()}, &out, &errOut)
 	msg := strings.TrimSpace(errOut.String())
-	if code != 1 || !strings.Contains(msg, "--insecure") || strings.Contains(msg, "\n") {
+	if code != 1 || !strings.Contains(msg, "--key-file") || !strings.Contains(msg, "--insecure") || strings.Contains(msg, "\n") {
 		t.Fatalf("exit %d, stderr %q", code, msg)
 	}
 }
@@ -86,4 +87,60 @@ func TestUnknownCommand(t *testing.T) {
 	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
+}
+
+func TestKeygenAndKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/key"
+	var out, errOut bytes.Buffer
+	if code := run([]string{"keygen", "--out", path}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, errOut.String())
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	keys, err := readKeyFile(path)
+	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {
+		t.Fatalf("readKeyFile: %d keys, %v", len(keys), err)
+	}
+	// Never overwrite an existing key.
+	if code := run([]string{"keygen", "--out", path}, &out, &errOut); code == 0 {
+		t.Fatal("keygen overwrote an existing key file")
+	}
+	// Stdout form is one base64 line that parses.
+	out.Reset()
+	if code := run([]string{"keygen"}, &out, &errOut); code != 0 || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("keygen to stdout: %q", out.String())
+	}
+	// Two keys, comments: both read, the first one first.
+	two := dir + "/two"
+	os.WriteFile(two, []byte("# rotation\n"+out.String()+"\n"+mustRead(t, path)), 0o600)
+	if keys, err := readKeyFile(two); err != nil || len(keys) != 2 {
+		t.Fatalf("two keys: %d, %v", len(keys), err)
+	}
+	for name, tc := range map[string]struct {
+		body string
+		mode os.FileMode
+		want string
+	}{
+		"readable by others": {mustRead(t, path), 0o644, "chmod 600"},
+		"not base64":         {"not a key\n", 0o600, "line 1"},
+		"empty":              {"# nothing\n", 0o600, "no key"},
+	} {
+		p := dir + "/" + strings.ReplaceAll(name, " ", "_")
+		os.WriteFile(p, []byte(tc.body), tc.mode)
+		os.Chmod(p, tc.mode)
+		if _, err := readKeyFile(p); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--key-file") {
+			t.Errorf("%s: %v, want an error naming --key-file and %q", name, err, tc.want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

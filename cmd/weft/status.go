@@ -43,6 +43,11 @@ func printStatus(w io.Writer, s *node.Status) {
 	fmt.Fprintf(w, "offloads  tun tso=%s gro=%s%s, udp gso=%s gro=%s%s\n",
 		onOff(s.Offloads.Tun.TSO), onOff(s.Offloads.Tun.GRO), because(s.Offloads.Tun.Reason),
 		onOff(s.Offloads.UDP.GSO), onOff(s.Offloads.UDP.GRO), because(s.Offloads.UDP.Reason))
+	if e := s.Encryption; e.Enabled {
+		fmt.Fprintf(w, "security  %s, keys %v (sending with %d), session %d\n", e.Cipher, e.KeyIDs, e.Primary, e.Session)
+	} else {
+		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")

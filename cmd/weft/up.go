@@ -41,7 +41,8 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TunDriver, "tun-driver", cfg.TunDriver, "TUN `driver`: "+strings.Join(tunnel.Drivers, " or "))
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "`directory` for persistent state")
 	fs.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "`directory` for the control socket and subnet.env")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (required until weft has keys)")
+	keyFile := fs.String("key-file", "", "cluster key `file` from 'weft keygen' (mode 0600; one key per line, the first is sent with)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (instead of --key-file)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -53,12 +54,19 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Name == "" {
 		cfg.Name = node.DefaultConfig().Name
 	}
+	if *keyFile != "" {
+		keys, err := readKeyFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Keys = keys
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if cfg.Insecure {
-		log.Warn("--insecure: overlay traffic is neither authenticated nor encrypted; anyone who reaches the UDP port can inject packets")
+		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
 	n, err := node.New(cfg, log)
 	if err != nil {
