@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in ip:iproute2 ping:iputils-ping iperf3:iperf3 ethtool:ethtool nft:nftables unshare:util-linux; do
+for pair in ip:iproute2 ping:iputils-ping iperf3:iperf3 ethtool:ethtool nft:nftables tcpdump:tcpdump unshare:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
