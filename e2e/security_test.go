@@ -160,4 +160,3 @@ func readPcapUDP(t *testing.T, path string) [][]byte {
 	}
 	return out
 }
-
