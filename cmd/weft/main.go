@@ -20,6 +20,7 @@ Usage:
   weft status [--json]   show the running node's state, peers and drop counters
   weft keygen [--out F]  make a new cluster key
   weft lab [flags]       build a lab of hosts in network namespaces and run weft between them
+  weft bench [flags]     compare weft's data paths with plain veth and kernel VXLAN in a namespace lab
   weft version           print the version
 
 Run 'weft COMMAND -h' for a command's flags.
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, rest, stdout)
 	case "keygen":
 		err = cmdKeygen(ctx, rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, rest, stdout, stderr)
 	case "lab":
 		err = cmdLab(ctx, rest, stdout, stderr)
 	case "version", "--version":
