@@ -26,6 +26,11 @@ type WeftConfig struct {
 	Network netip.Prefix
 	// Driver is the --tun-driver; empty means weft's default.
 	Driver string
+	// Gossip makes the nodes find each other by gossip: h1 starts a cluster
+	// and the others join it; subnets are leased, not given. Without it
+	// every node gets the /24 with third byte i and static --peer flags for
+	// all others, and gossip is off (--gossip-port 0).
+	Gossip bool
 	// Insecure runs the nodes with --insecure; by default the lab makes a
 	// cluster key (weft keygen) and starts every node with --key-file.
 	Insecure bool
@@ -37,8 +42,8 @@ type WeftConfig struct {
 type Weft struct {
 	Host   *Host
 	Name   string
-	Subnet netip.Prefix
-	Addr   netip.Addr // overlay address: the subnet's network address
+	Subnet netip.Prefix // as the running node reports it
+	Addr   netip.Addr   // overlay address: the subnet's network address
 	RunDir string
 	Args   []string // the full `weft up` arguments
 	Proc   *Proc
@@ -71,17 +76,22 @@ func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 		nodes[i] = &Weft{Host: h, Name: h.Name, Subnet: sub, Addr: sub.Addr(),
 			RunDir: filepath.Join(cfg.Dir, h.Name, "run"), binary: cfg.Binary}
 	}
-	for _, n := range nodes {
+	for i, n := range nodes {
 		n.Args = append([]string{"up", "--name", n.Name}, security...)
-		n.Args = append(n.Args, "--network", cfg.Network.String(),
-			"--subnet", n.Subnet.String(), "--run-dir", n.RunDir,
+		n.Args = append(n.Args, "--network", cfg.Network.String(), "--run-dir", n.RunDir,
 			"--state-dir", filepath.Join(cfg.Dir, n.Name, "state"))
 		if cfg.Driver != "" {
 			n.Args = append(n.Args, "--tun-driver", cfg.Driver)
 		}
-		for _, p := range nodes {
-			if p != n {
-				n.Args = append(n.Args, "--peer", fmt.Sprintf("%s=%s@%s", p.Name, p.Subnet, p.Host.Addr))
+		switch {
+		case cfg.Gossip && i > 0:
+			n.Args = append(n.Args, "--join", nodes[0].Host.Addr.String())
+		case !cfg.Gossip:
+			n.Args = append(n.Args, "--gossip-port", "0", "--subnet", n.Subnet.String())
+			for _, p := range nodes {
+				if p != n {
+					n.Args = append(n.Args, "--peer", fmt.Sprintf("%s=%s@%s", p.Name, p.Subnet, p.Host.Addr))
+				}
 			}
 		}
 		n.Args = append(n.Args, cfg.Args...)
@@ -115,7 +125,10 @@ func (w *Weft) Start(ctx context.Context) error {
 			return fmt.Errorf("weft exited: %v\n%s", p.Wait(), p.Output())
 		default:
 		}
-		_, err := w.Status(ctx)
+		s, err := w.Status(ctx)
+		if err == nil {
+			w.Subnet, w.Addr = s.Subnet, s.Address // leased, with gossip
+		}
 		return err
 	})
 }

@@ -17,7 +17,7 @@ type Config struct {
 	Listen    netip.AddrPort // --listen: UDP address for overlay traffic; default 0.0.0.0:6081
 	Advertise netip.Addr     // --advertise: this node's underlay IP; zero = the default-route interface's
 	Network   netip.Prefix   // --network: the whole overlay; default 10.244.0.0/16
-	Subnet    netip.Prefix   // --subnet: this node's share of Network (required until gossip leases exist)
+	Subnet    netip.Prefix   // --subnet: this node's share of Network; with gossip, a request (New needs it set)
 	SubnetLen int            // --subnet-len: prefix length of subnets picked for nodes; default 24
 	Peers     []PeerInfo     // --peer: static peers
 	TunName   string         // --tun: default weft0
@@ -65,14 +65,13 @@ func (c *Config) Validate() error {
 	if c.SubnetLen <= c.Network.Bits() || c.SubnetLen > c.Network.Addr().BitLen() {
 		return fmt.Errorf("--subnet-len %d: must be longer than --network's /%d and at most /%d", c.SubnetLen, c.Network.Bits(), c.Network.Addr().BitLen())
 	}
-	if !c.Subnet.IsValid() {
-		return errors.New("--subnet is required: gossip leases do not exist yet, so each node must be given its subnet")
-	}
-	if c.Subnet != c.Subnet.Masked() {
-		return fmt.Errorf("--subnet %s: not a network address (did you mean %s?)", c.Subnet, c.Subnet.Masked())
-	}
-	if !c.Network.Contains(c.Subnet.Addr()) || c.Subnet.Bits() <= c.Network.Bits() {
-		return fmt.Errorf("--subnet %s is not inside --network %s", c.Subnet, c.Network)
+	if c.Subnet.IsValid() {
+		if c.Subnet != c.Subnet.Masked() {
+			return fmt.Errorf("--subnet %s: not a network address (did you mean %s?)", c.Subnet, c.Subnet.Masked())
+		}
+		if !c.Network.Contains(c.Subnet.Addr()) || c.Subnet.Bits() <= c.Network.Bits() {
+			return fmt.Errorf("--subnet %s is not inside --network %s", c.Subnet, c.Network)
+		}
 	}
 	if len(c.TunName) == 0 || len(c.TunName) > 15 {
 		return fmt.Errorf("--tun %q: interface names are 1 to 15 bytes", c.TunName)

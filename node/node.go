@@ -67,6 +67,9 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if !cfg.Subnet.IsValid() {
+		return nil, errors.New("--subnet: no subnet for this node (give one, or let gossip lease one)")
+	}
 	under, err := FindUnderlay(cfg.Advertise, cfg.Listen.Addr())
 	if err != nil {
 		return nil, err

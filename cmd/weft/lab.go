@@ -22,6 +22,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	driver := fs.String("tun-driver", "", "TUN `driver` for every node (default: weft's default)")
 	prefix := fs.String("prefix", "weft-lab", "network namespace name `prefix`")
 	seconds := fs.Int("iperf-seconds", 3, "`seconds` of iperf3 TCP traffic between the first two hosts (0: none)")
+	static := fs.Bool("static", false, "give every node its subnet and static --peer flags instead of gossip and leases")
 	offloads := fs.Bool("offloads", false, "keep the veth offloads on the underlay (default: off, 1500-byte frames as on a real NIC)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -64,13 +65,41 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		l.Close()
 	}()
 
-	step("starting weft on every host")
-	nodes, err := l.StartWeft(ctx, lab.WeftConfig{Binary: self, Dir: dir, Driver: *driver})
+	if *static {
+		step("starting weft on every host, with static peers")
+	} else {
+		step("starting weft on every host: h1 starts a cluster, the others join it by gossip and lease subnets")
+	}
+	nodes, err := l.StartWeft(ctx, lab.WeftConfig{Binary: self, Dir: dir, Driver: *driver, Gossip: !*static})
 	if err != nil {
 		return err
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(stdout, "    %s  underlay %s  subnet %s  overlay address %s\n", n.Name, n.Host.Addr, n.Subnet, n.Addr)
+	}
+	if !*static {
+		step("waiting for every node to route to every other")
+		for _, n := range nodes {
+			err := lab.WaitFor(ctx, 30*time.Second, n.Name+" seeing every peer", func() error {
+				s, err := n.Status(ctx)
+				if err != nil {
+					return err
+				}
+				alive := 0
+				for _, p := range s.Peers {
+					if p.State == "alive" {
+						alive++
+					}
+				}
+				if alive != len(nodes)-1 {
+					return fmt.Errorf("%d of %d peers alive", alive, len(nodes)-1)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
 
 	step("pinging every host's overlay address from every other host")

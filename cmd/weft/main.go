@@ -19,6 +19,8 @@ Usage:
   weft up [flags]        run this node in the foreground
   weft status [--json]   show the running node's state, peers and drop counters
   weft keygen [--out F]  make a new cluster key
+  weft lease list        show the cluster's subnet leases
+  weft lease release N   free the lease of node N, which is gone
   weft lab [flags]       build a lab of hosts in network namespaces and run weft between them
   weft bench [flags]     compare weft's data paths with plain veth and kernel VXLAN in a namespace lab
   weft version           print the version
@@ -46,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdUp(ctx, rest, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, stdout)
+	case "lease":
+		err = cmdLease(ctx, rest, stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(ctx, rest, stdout, stderr)
 	case "bench":

@@ -50,9 +50,13 @@ func printStatus(w io.Writer, s *node.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
 	for _, p := range s.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State,
+		heard := "-" // static peers are not heard from
+		if p.LastSeen != nil {
+			heard = time.Since(*p.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
 			p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
 	}
 	if len(s.Peers) == 0 {

@@ -1,0 +1,169 @@
+package bench_test
+
+// The harness test: the real `weft bench` binary, one short repetition of
+// every path in wire mode, checked for a number for every metric, a JSON
+// file that parses and a well-formed chart with bars for every path. It
+// asserts no speed: only that each figure was measured.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/bench"
+	"github.com/weftnet/weft/internal/testenv"
+	"github.com/weftnet/weft/lab"
+)
+
+// weftBin is the binary TestMain built; empty when not root, in which case
+// the harness test skips (or fails under CI) in testenv.Require first.
+var weftBin string
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if os.Geteuid() == 0 {
+		dir, err := os.MkdirTemp("", "weft-bench-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		weftBin = filepath.Join(dir, "weft")
+		// go test puts its own toolchain first in PATH.
+		build := exec.Command("go", "build", "-o", weftBin, "github.com/weftnet/weft/cmd/weft")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: build weft: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// harnessTimeout bounds the whole run; the run itself takes about 30 s on
+// two cores. It is a hang guard, not a speed assertion.
+const harnessTimeout = 3 * time.Minute
+
+func TestHarnessEveryPathWire(t *testing.T) {
+	testenv.Require(t)
+	testenv.Need(t, lab.Require("iperf3", "ping", "ethtool", "ss", "bridge"))
+	prefix := fmt.Sprintf("wb%d", os.Getpid()%100000)
+	t.Cleanup(func() {
+		// Backstop if the binary was killed before it could clean up.
+		if err := lab.Cleanup(prefix); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := t.TempDir()
+	jsonFile, chartFile := filepath.Join(dir, "results.json"), filepath.Join(dir, "chart.svg")
+
+	ctx, cancel := context.WithTimeout(t.Context(), harnessTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, weftBin, "bench", "--repeat", "1", "--seconds", "1", "--underlay", "wire",
+		"--prefix", prefix, "--json", jsonFile, "--chart", chartFile)
+	// On timeout, interrupt it like Ctrl-C so it tears its lab down.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 45 * time.Second
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, t.Output()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("weft bench: %v\n%s", err, stdout.String())
+	}
+	table := stdout.String()
+	t.Logf("table:\n%s", table)
+
+	// Every path produced a number for every metric it has.
+	var res bench.Result
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("results JSON does not parse: %v", err)
+	}
+	if res.Machine.Kernel == "" || res.Machine.CPUs == 0 || res.Machine.WeftVersion == "" {
+		t.Errorf("machine info incomplete: %+v", res.Machine)
+	}
+	for _, p := range bench.AllPaths {
+		pr := res.Find("wire", p)
+		if pr == nil {
+			t.Errorf("%s: no result", p)
+			continue
+		}
+		for _, m := range bench.Metrics {
+			mr := pr.Get(m.Key)
+			switch {
+			case m.WeftOnly && !strings.HasPrefix(p, "weft"):
+				if mr != nil {
+					t.Errorf("%s %s: measured on a kernel path", p, m.Key)
+				}
+			case mr == nil || len(mr.Samples) != 1:
+				t.Errorf("%s %s: want one sample, got %+v", p, m.Key, mr)
+			case m.Key == bench.UDPLoss && mr.Median < 0, m.Key != bench.UDPLoss && !(mr.Median > 0):
+				t.Errorf("%s %s = %v: not a measurement", p, m.Key, mr.Median)
+			}
+		}
+		if p != bench.PathVXLAN && pr.Get(bench.TCP1).VsVxlan == nil {
+			t.Errorf("%s: no ratio to vxlan", p)
+		}
+		if !strings.Contains(table, p) {
+			t.Errorf("table lacks %s", p)
+		}
+	}
+
+	// The chart is well-formed XML with a bar for every path.
+	svg, err := os.ReadFile(chartFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bars := barsPerPath(t, svg)
+	for _, p := range bench.AllPaths {
+		if bars[p] == 0 {
+			t.Errorf("chart: no bar for %s (bars: %v)", p, bars)
+		}
+	}
+}
+
+// barsPerPath decodes the SVG, failing on malformed XML, and counts the
+// <rect class="bar"> elements per data-path.
+func barsPerPath(t *testing.T, svg []byte) map[string]int {
+	t.Helper()
+	bars := map[string]int{}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return bars
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v", err)
+		}
+		el, ok := tok.(xml.StartElement)
+		if !ok || el.Name.Local != "rect" {
+			continue
+		}
+		var class, path string
+		for _, a := range el.Attr {
+			switch a.Name.Local {
+			case "class":
+				class = a.Value
+			case "data-path":
+				path = a.Value
+			}
+		}
+		if class == "bar" {
+			bars[path]++
+		}
+	}
+}

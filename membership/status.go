@@ -1,0 +1,136 @@
+package membership
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// reason is why an announcement from another node was rejected.
+type reason int
+
+const (
+	reasonBadMeta           reason = iota // metadata that does not parse or names another node
+	reasonWrongNetwork                    // a node of another overlay network
+	reasonOutsideNetwork                  // a subnet outside our network
+	reasonOverlap                         // a subnet overlapping a claim that ranks first
+	reasonDuplicateName                   // a second node with a live node's name
+	reasonDuplicateEndpoint               // a data endpoint another peer has
+	reasonBadLease                        // a lease record or table that does not parse or check out
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	"bad_meta", "wrong_network", "outside_network", "overlap", "duplicate_name", "duplicate_endpoint", "bad_lease",
+}
+
+// note is a log line queued by a callback for the maintain goroutine.
+type note struct {
+	event    string // alive, dead, left, expired, lost, rejected
+	name     string
+	subnet   netip.Prefix
+	endpoint netip.AddrPort
+	reason   reason
+	err      error
+}
+
+// reject counts a rejection and queues its log line, once per node name and
+// reason. It returns the error memberlist's AliveDelegate wants.
+func (m *Membership) reject(r reason, name string, err error) error {
+	m.mu.Lock()
+	m.rejectLocked(r, name, err)
+	m.mu.Unlock()
+	m.wakeUp()
+	return fmt.Errorf("%s: %w", reasonNames[r], err)
+}
+
+func (m *Membership) rejectLocked(r reason, name string, err error) {
+	m.stats[r].Add(1)
+	key := reasonNames[r] + "/" + name
+	if m.warned[key] || len(m.warned) >= maxWarned {
+		return
+	}
+	m.warned[key] = true
+	m.notes = append(m.notes, note{event: "rejected", name: name, reason: r, err: err})
+}
+
+// Stats returns how many announcements were rejected, by reason; every reason
+// is listed. An alive message counts each time it arrives, an overlapping
+// subnet once per node and subnet.
+func (m *Membership) Stats() map[string]uint64 {
+	s := make(map[string]uint64, numReasons)
+	for r := range numReasons {
+		s[reasonNames[r]] = m.stats[r].Load()
+	}
+	return s
+}
+
+// MemberStatus is one other node as `weft status` shows it.
+type MemberStatus struct {
+	Name     string         `json:"name"`
+	Endpoint netip.AddrPort `json:"endpoint"` // underlay data endpoint
+	Gossip   netip.AddrPort `json:"gossip"`
+	Subnet   netip.Prefix   `json:"subnet"` // as last announced
+	State    string         `json:"state"`  // alive, suspect, dead or left
+	LastSeen time.Time      `json:"last_seen"`
+}
+
+// Members lists the other nodes this node knows, gone ones included while
+// their lease is reserved, sorted by name.
+func (m *Membership) Members() []MemberStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]MemberStatus, 0, len(m.members))
+	for name, mb := range m.members {
+		if name == m.cfg.Name {
+			continue
+		}
+		st := mb.state
+		if st == stateAlive && mb.suspect {
+			st = stateSuspect
+		}
+		out = append(out, MemberStatus{Name: name, Endpoint: mb.meta.Endpoint, Gossip: mb.gossip,
+			Subnet: mb.meta.Subnet, State: st, LastSeen: mb.heard})
+	}
+	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Leases lists the leases in force (ours included, released ones not),
+// sorted by name. LastSeen of live owners is now.
+func (m *Membership) Leases() []Lease {
+	m.mu.Lock()
+	ls := m.tableLocked(time.Now())
+	m.mu.Unlock()
+	return slices.DeleteFunc(ls, func(l Lease) bool { return l.Released })
+}
+
+// Release frees the lease of a node that is gone, before LeaseTTL runs out,
+// so its subnet can be handed out again; the release spreads to the whole
+// cluster. Releasing the lease of a live node (or our own) is refused.
+func (m *Membership) Release(name string) error {
+	now := time.Now()
+	m.mu.Lock()
+	if name == m.cfg.Name || m.liveLocked(name) {
+		m.mu.Unlock()
+		return fmt.Errorf("release %q: %w; stop that node first or wait until it is declared failed", name, ErrLeaseInUse)
+	}
+	l, ok := m.leases[name]
+	if !ok || l.Released {
+		m.mu.Unlock()
+		return fmt.Errorf("release %q: %w", name, ErrNoLease)
+	}
+	l.Released, l.ReleasedAt = true, now
+	l.Version++
+	m.leases[name] = l
+	m.tableDirty, m.rebuild = true, true
+	m.mu.Unlock()
+	if m.queue != nil {
+		m.broadcast(l)
+	}
+	m.wakeUp()
+	m.log.Info("lease released", "peer", name, "subnet", l.Subnet)
+	return nil
+}
