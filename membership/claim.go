@@ -49,9 +49,8 @@ func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, err
 		}
-		if err := m.ml.UpdateNode(m.settleWindow()); err != nil {
-			m.log.Debug("announcing the claim is slow", "subnet", subnet, "err", err)
-		}
+		// Queue the announcement; settle waits for it to spread.
+		m.ml.UpdateNode(time.Millisecond)
 		if len(m.seeds) == 0 && m.liveOthers.Load() == 0 {
 			return subnet, nil // the first node: nobody to contend with
 		}
