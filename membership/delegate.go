@@ -174,6 +174,9 @@ func (m *Membership) noteNode(n *memberlist.Node, state string) {
 		state = stateLeft
 	}
 	if mb.state != state {
+		if n.Name != m.cfg.Name && (mb.state == stateAlive) != (state == stateAlive) {
+			m.liveOthers.Add(map[bool]int64{true: 1, false: -1}[state == stateAlive])
+		}
 		mb.state, mb.since = state, now
 		if n.Name != m.cfg.Name {
 			m.notes = append(m.notes, note{event: state, name: n.Name, subnet: mb.meta.Subnet, endpoint: mb.meta.Endpoint})
@@ -184,20 +187,9 @@ func (m *Membership) noteNode(n *memberlist.Node, state string) {
 		l.LastSeen = now // alive now, or last seen alive now
 		m.leases[n.Name] = l
 	}
-	m.liveOthers.Store(int64(m.countLiveLocked()))
 	m.rebuild = true
 	m.mu.Unlock()
 	m.wakeUp()
-}
-
-func (m *Membership) countLiveLocked() int {
-	n := 0
-	for name, mb := range m.members {
-		if mb.state == stateAlive && name != m.cfg.Name {
-			n++
-		}
-	}
-	return n
 }
 
 // mergeLeases merges records from the network, dropping invalid ones and

@@ -166,7 +166,20 @@ func (tn *testNode) kill() {
 
 func (tn *testNode) seed() string { return tn.m.GossipAddr().String() }
 
+// peerSet is the routed part of the last peer set Run delivered: alive and
+// suspect members (gone ones ride along for status only).
 func (tn *testNode) peerSet() []node.PeerInfo {
+	var routed []node.PeerInfo
+	for _, p := range tn.allPeers() {
+		if p.State == stateAlive || p.State == stateSuspect {
+			routed = append(routed, p)
+		}
+	}
+	return routed
+}
+
+// allPeers is the last peer set Run delivered, gone members included.
+func (tn *testNode) allPeers() []node.PeerInfo {
 	if p := tn.peers.Load(); p != nil {
 		return *p
 	}

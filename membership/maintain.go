@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	minPass    = 50 * time.Millisecond // coalesces bursts of events into one pass
+	minPass    = 50 * time.Millisecond // coalesces bursts of events into one pass (more in big clusters)
 	saveEvery  = 2 * time.Second       // the lease file is written at most this often while it changes…
 	saveAnyway = time.Minute           // …and at least this often, for LastSeen
 	maxWarned  = 4096                  // bounds the memory of "already logged" names
@@ -43,7 +43,9 @@ func (m *Membership) maintain() {
 		case <-m.wake:
 		case <-t.C:
 		}
-		if wait := minPass - time.Since(last); wait > 0 {
+		// Bigger clusters change more often; a pass costs O(members).
+		pass := max(minPass, time.Duration(m.liveOthers.Load())*500*time.Microsecond)
+		if wait := pass - time.Since(last); wait > 0 {
 			select {
 			case <-m.stop:
 				return
@@ -109,10 +111,10 @@ func (m *Membership) pass(now time.Time) {
 		m.leases[self] = m.own
 	}
 	var cs *claims
-	if m.started && m.lostErr == nil || m.rebuild {
+	if m.rebuild { // claims or members changed
 		cs = m.claimsLocked(now, nil)
 	}
-	if m.started && m.lostErr == nil {
+	if cs != nil && m.started && m.lostErr == nil {
 		own := claim{name: self, subnet: m.own.Subnet, seq: m.own.Seq}
 		if w, lost := cs.winner(own); lost {
 			m.lostErr = fmt.Errorf("%w: %q's claim on %s (claim order %d) ranks before ours on %s (%d)",
@@ -152,7 +154,8 @@ func (m *Membership) pass(now time.Time) {
 }
 
 // buildPeersLocked returns the peer set: live members that announce a subnet
-// no better claim overlaps, one per data endpoint, sorted by name.
+// no better claim overlaps, one per data endpoint, plus gone (dead, left)
+// members for display, sorted by name.
 func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
 	type cand struct {
 		mb *member
@@ -202,6 +205,13 @@ func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
 			state = stateSuspect
 		}
 		ps = append(ps, node.PeerInfo{Name: c.c.name, Subnet: md.Subnet, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
+	}
+	// Gone members ride along so status can show them; the node routes
+	// only alive and suspect peers.
+	for name, mb := range m.members {
+		if name != m.cfg.Name && (mb.state == stateDead || mb.state == stateLeft) && mb.meta.Subnet.IsValid() {
+			ps = append(ps, node.PeerInfo{Name: name, Subnet: mb.meta.Subnet, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
+		}
 	}
 	slices.SortFunc(ps, func(a, b node.PeerInfo) int { return strings.Compare(a.Name, b.Name) })
 	return ps

@@ -112,6 +112,14 @@ func TestFailureAndLeave(t *testing.T) {
 	if s, _ := seed.member("n1"); s.State != stateDead {
 		t.Errorf("n1 after a kill: state %q, want dead", s.State)
 	}
+	waitFor(t, 5*time.Second, "the dead n1 shown in the peer set for status", func() bool {
+		for _, p := range seed.allPeers() {
+			if p.Name == "n1" {
+				return p.State == stateDead
+			}
+		}
+		return false
+	})
 	if !seed.hasLease("n1") {
 		t.Error("the dead n1's lease is gone; it must stay reserved")
 	}
