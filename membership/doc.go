@@ -13,8 +13,8 @@
 // Its memberlist metadata (meta.go: versioned, append-only) carries name,
 // network, subnet with its claim order, data endpoint, overlay address and a
 // flag word. Members memberlist reports alive become PeerInfo{State: "alive"}
-// (or "suspect", below); dead and left members leave the peer set, so their
-// routes are withdrawn. Announcements that do not check out are rejected,
+// (or "suspect", below); dead and left members stay in the peer set with
+// that state, for status only: the node withdraws their routes. Announcements that do not check out are rejected,
 // counted by reason (Stats) and logged once per node: metadata that does not
 // parse (bad_meta), another network (wrong_network), a subnet outside ours
 // (outside_network), a subnet a better claim holds (overlap), a second node
