@@ -68,6 +68,16 @@ func KeyID(secret []byte) byte {
 	return b[0]
 }
 
+// GossipKey derives the key that encrypts and authenticates gossip
+// (memberlist's AES-256-GCM keyring) from a cluster secret, so one secret
+// protects both planes without either key revealing the other.
+func GossipKey(secret []byte) ([]byte, error) {
+	if err := checkKey(secret); err != nil {
+		return nil, err
+	}
+	return hkdf.Key(sha256.New, secret, nil, "weft gossip v1", KeyLen)
+}
+
 // GenerateKey returns a new random cluster secret.
 func GenerateKey() ([]byte, error) {
 	b := make([]byte, KeyLen)

@@ -77,6 +77,12 @@ type Config struct {
 	NameConflictWait time.Duration
 	// LeaveTimeout bounds the goodbye broadcast when the node stops. Default 5s.
 	LeaveTimeout time.Duration
+	// Keys are gossip keys (32 bytes each, from encap.GossipKey of the cluster
+	// secrets); the first encrypts, all are tried on receipt. With keys,
+	// memberlist encrypts and authenticates every gossip message and refuses
+	// unencrypted ones, so a node with another key cannot join and learns
+	// nothing. None: gossip in clear (--insecure).
+	Keys [][]byte
 	// Log receives the package's logs. Default slog.Default().
 	Log *slog.Logger
 	// Memberlist, if set, adjusts memberlist's configuration after weft's
@@ -113,6 +119,11 @@ func (c *Config) validate() error {
 	}
 	if c.GossipPort < 0 || c.GossipPort > 65535 {
 		return fmt.Errorf("gossip port %d: out of range", c.GossipPort)
+	}
+	if len(c.Keys) > 0 {
+		if _, err := memberlist.NewKeyring(c.Keys[1:], c.Keys[0]); err != nil {
+			return fmt.Errorf("gossip keys: %w", err)
+		}
 	}
 	if !c.Network.IsValid() || c.Network != c.Network.Masked() {
 		return fmt.Errorf("network %s: not a network address", c.Network)
@@ -220,6 +231,10 @@ func (c *Config) memberlistConfig(d *delegate, lg *slog.Logger) *memberlist.Conf
 	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.Delegate, mc.Events, mc.Conflict, mc.Alive, mc.Ping = d, d, d, d, d
 	mc.Logger = log.New(memberlistLog{lg}, "", 0)
+	if len(c.Keys) > 0 {
+		mc.Keyring, _ = memberlist.NewKeyring(c.Keys[1:], c.Keys[0]) // checked in validate
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	if c.Memberlist != nil {
 		c.Memberlist(mc)
 	}

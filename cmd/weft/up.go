@@ -146,6 +146,13 @@ func startMembership(ctx context.Context, o *upOptions, log *slog.Logger) (*memb
 	mc.DataEndpoint = netip.AddrPortFrom(under.Addr, o.node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = o.node.StateDir, o.leaseTTL
 	mc.Log = log.With("subsystem", "membership")
+	for _, k := range o.node.Keys {
+		gk, err := encap.GossipKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("--key-file: %w", err)
+		}
+		mc.Keys = append(mc.Keys, gk)
+	}
 	m, err := membership.New(mc)
 	if err != nil {
 		return nil, err
