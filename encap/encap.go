@@ -16,8 +16,11 @@ import "errors"
 // Port is GENEVE's IANA port and weft's default.
 const Port = 6081
 
-// Codec turns inner packets into datagram payloads and back. Implementations
-// are safe for concurrent use by one sealing and one opening goroutine.
+// Codec turns inner packets into datagram payloads and back. It knows who
+// sent a datagram: the authenticated codec (Sealed) keeps replay and key
+// state per sending peer, so the caller identifies the peer (by the
+// datagram's UDP source) before opening. Plain implements it too, ignoring
+// the peer, so one receive path serves both.
 type Codec interface {
 	// Headroom is the number of bytes Seal writes in front of the packet.
 	Headroom() int
@@ -25,24 +28,8 @@ type Codec interface {
 	Tailroom() int
 	// Seal wraps the inner packet buf[off:off+n] in place and returns the
 	// datagram payload, buf[off-Headroom() : off+n+Tailroom()]. buf must
-	// have that room; the inner packet must be IPv4 or IPv6.
-	Seal(buf []byte, off, n int) ([]byte, error)
-	// Open checks a received datagram payload and returns the inner packet,
-	// a sub-slice of dgram trimmed to the inner IP header's length. Its
-	// errors are the Err… values below (compare with ==; they never wrap).
-	Open(dgram []byte) ([]byte, error)
-}
-
-// PeerCodec is the codec shape that knows who sent a datagram: the
-// authenticated codec (Sealed) keeps replay and key state per sending peer,
-// so the caller identifies the peer (by the datagram's UDP source) before
-// opening. Plain implements it too, ignoring the peer, so one receive path
-// serves both.
-type PeerCodec interface {
-	// Headroom, Tailroom and Seal are as in Codec; Seal may be called
-	// concurrently.
-	Headroom() int
-	Tailroom() int
+	// have that room; the inner packet must be IPv4 or IPv6. Seal may be
+	// called concurrently.
 	Seal(buf []byte, off, n int) ([]byte, error)
 	// NewPeer returns the receive state for datagrams from the node called
 	// name (its configured node name, unique in the cluster). Keep one per
@@ -50,9 +37,11 @@ type PeerCodec interface {
 	// state forgets which packets were already seen. It may be nil for a
 	// codec that keeps no per-peer state.
 	NewPeer(name string) *PeerState
-	// OpenFrom is Codec.Open for a datagram the caller attributes to the
-	// peer whose state p is (the peer whose endpoint it came from). It
-	// works in place: dgram's bytes may be overwritten, and the returned
+	// OpenFrom checks a received datagram payload that the caller
+	// attributes to the peer whose state p is (the peer whose endpoint it
+	// came from) and returns the inner packet, trimmed to the inner IP
+	// header's length. Its errors are the Err… values below (compare with
+	// ==; they never wrap). It works in place: dgram's bytes may be overwritten, and the returned
 	// inner packet is a sub-slice of dgram. Authentication and replay
 	// failures change nothing in p. OpenFrom may be called concurrently,
 	// also for one p (calls for one p are serialised), and concurrently

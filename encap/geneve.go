@@ -56,8 +56,8 @@ type Plain struct {
 }
 
 var (
-	_ Codec     = (*Plain)(nil)
-	_ PeerCodec = (*Plain)(nil)
+	_ Codec = (*Plain)(nil)
+	_ Codec = (*Plain)(nil)
 )
 
 // NewPlain returns the plaintext codec for network id vni (0..MaxVNI).
@@ -94,10 +94,8 @@ func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
 // NewPeer returns nil: Plain keeps no per-peer state.
 func (p *Plain) NewPeer(name string) *PeerState { return nil }
 
-// OpenFrom is Open; Plain authenticates nothing, so the peer is ignored.
-func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) { return p.Open(dgram) }
-
-func (p *Plain) Open(dgram []byte) ([]byte, error) {
+// OpenFrom checks the header; Plain authenticates nothing, so the peer is ignored.
+func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
 	h, err := ParseHeader(dgram)
 	if err != nil {
 		return nil, err

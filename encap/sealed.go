@@ -119,7 +119,7 @@ type Sealed struct {
 	state atomic.Pointer[sealedState]
 }
 
-var _ PeerCodec = (*Sealed)(nil)
+var _ Codec = (*Sealed)(nil)
 
 // sealedState is what the packet paths load, once per packet: an immutable
 // snapshot, replaced whole by key changes and session renewals.

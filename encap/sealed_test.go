@@ -282,7 +282,7 @@ func keys(m map[error]bool) []string {
 func TestPlainAndSealedRefuseEachOther(t *testing.T) {
 	plain, _ := NewPlain(7)
 	s := newSealed(t, "a", CipherAuto, 0)
-	if _, err := plain.Open(sealPkt(t, s, ipv4(60))); err != ErrCritical {
+	if _, err := plain.OpenFrom(sealPkt(t, s, ipv4(60)), nil); err != ErrCritical {
 		t.Errorf("plain opened a sealed datagram: %v", err)
 	}
 	if _, err := plain.OpenFrom(sealPkt(t, s, ipv4(60)), plain.NewPeer("a")); err != ErrCritical {

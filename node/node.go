@@ -42,7 +42,7 @@ type Node struct {
 	log      *slog.Logger
 	underlay Underlay
 	mtu      int
-	codec    encap.PeerCodec
+	codec    encap.Codec
 	tun      tunnel.Device
 	conn     Transport
 	started  time.Time
@@ -110,7 +110,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 
 // newCodec is the sealed codec keyed with cfg.Keys, or plaintext GENEVE
 // with --insecure.
-func newCodec(cfg Config) (encap.PeerCodec, error) {
+func newCodec(cfg Config) (encap.Codec, error) {
 	if cfg.Insecure {
 		return encap.NewPlain(cfg.VNI)
 	}
@@ -122,7 +122,7 @@ func newCodec(cfg Config) (encap.PeerCodec, error) {
 }
 
 // newNode assembles a node from open parts (tests pass fakes).
-func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.PeerCodec, dev tunnel.Device, conn Transport) (*Node, error) {
+func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),

@@ -78,7 +78,7 @@ func routable(state string) bool { return state != "dead" && state != "left" }
 // and returns the new snapshot. A peer that does not check out (outside the
 // network, overlapping another, a name or endpoint twice) is left out and
 // reported in errs; the rest is routed. Counters carry over from old by name.
-func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.PeerCodec, old *table) (t *table, errs []error) {
+func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.Codec, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {

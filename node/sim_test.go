@@ -126,7 +126,7 @@ func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...PeerIn
 }
 
 // startSimCodec is startSim with a given codec (sealed, other keys…).
-func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.PeerCodec, peers ...PeerInfo) *simNode {
+func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.Codec, peers ...PeerInfo) *simNode {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Insecure = name, true
