@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +104,13 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseUp(args, stderr)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Most of the heap is long-lived packet buffers (tens of MiB of
+		// batches); at the default GOGC=100 the little per-datagram garbage
+		// (x/net's source addresses) could grow as large again before a
+		// collection. A lower target keeps RSS near the buffers' size.
+		debug.SetGCPercent(20)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	if o.node.Insecure {
