@@ -96,21 +96,31 @@ func (p *Plain) NewPeer(name string) *PeerState { return nil }
 
 // OpenFrom checks the header; Plain authenticates nothing, so the peer is ignored.
 func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
-	h, err := ParseHeader(dgram)
+	h, err := parseData(dgram, p.vni)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case h.Version != 0:
-		return nil, ErrVersion
-	case h.Control:
-		return nil, ErrControl
-	case h.Critical:
+	if h.Critical {
 		return nil, ErrCritical
-	case h.VNI != p.vni:
-		return nil, ErrNetwork
 	}
 	return innerPacket(h.Protocol, dgram[HeaderLen+h.OptLen:])
+}
+
+// parseData parses the GENEVE header of a data datagram for network vni:
+// what both codecs check before their own format.
+func parseData(dgram []byte, vni uint32) (Header, error) {
+	h, err := ParseHeader(dgram)
+	switch {
+	case err != nil:
+		return h, err
+	case h.Version != 0:
+		return h, ErrVersion
+	case h.Control:
+		return h, ErrControl
+	case h.VNI != vni:
+		return h, ErrNetwork
+	}
+	return h, nil
 }
 
 // innerPacket checks that b holds an IP packet of the version proto names and

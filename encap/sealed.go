@@ -314,17 +314,11 @@ func (s *Sealed) NewPeer(name string) *PeerState { return &PeerState{name: name}
 // and returns the inner packet, a sub-slice of dgram. p must not be nil. The
 // datagram's bytes are overwritten (with plaintext, or zeros on ErrAuth).
 func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
-	h, err := ParseHeader(dgram)
+	h, err := parseData(dgram, s.vni)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case h.Version != 0:
-		return nil, ErrVersion
-	case h.Control:
-		return nil, ErrControl
-	case h.VNI != s.vni:
-		return nil, ErrNetwork
 	case h.Protocol == ProtoIPv4 || h.Protocol == ProtoIPv6:
 		return nil, ErrUnauthenticated
 	case h.Protocol != ProtoSealed:
