@@ -53,10 +53,10 @@ func TestFlood(t *testing.T) {
 		default: // a sealed-looking datagram with a few bytes mutated
 			d = buf[:len(tmpl)]
 			copy(d, tmpl)
-			// One of 16 forged sessions: each new session costs the node a
-			// key derivation and its garbage (see the issue notes: a
-			// flood of ever-new sessions is not yet rate-limited).
-			binary.BigEndian.PutUint64(d[16:24], 1<<62+uint64(rng.IntN(16)))
+			// A new forged session each time: each would cost the node a
+			// key derivation and its garbage, were derivations not
+			// rate-limited per peer.
+			binary.BigEndian.PutUint64(d[16:24], 1<<62+rng.Uint64()>>2)
 			for j := 24; j < len(d); j++ { // counter, ciphertext, tag
 				d[j] = byte(rng.Uint32())
 			}
@@ -82,6 +82,15 @@ func TestFlood(t *testing.T) {
 	}
 	if counted == 0 || counted > total {
 		t.Fatalf("%d drops counted for %d datagrams sent: %v", counted, total, after.Drops)
+	}
+	// Forged new sessions were refused before any key derivation, except
+	// the few the rate limit lets through (each then fails to
+	// authenticate); unlimited, about half the flood would be auth_failed.
+	if n := after.Drops["session_limit"] - before.Drops["session_limit"]; n == 0 {
+		t.Fatalf("no session_limit drops: %v", after.Drops)
+	}
+	if n := after.Drops["auth_failed"] - before.Drops["auth_failed"]; n > 2000 {
+		t.Fatalf("%d forgeries reached the AEAD: session keys were derived without a limit", n)
 	}
 	t.Logf("%d of %d datagrams reached weft and were dropped (the rest the kernel dropped on a full socket buffer): %v", counted, total, after.Drops)
 	if grew := rssKiB(t, h1.Proc.Pid()) - rssBefore; grew > 20*1024 {

@@ -68,11 +68,12 @@ var (
 	ErrAuth            = errors.New("auth_failed")     // tag does not verify: forged, corrupted, or another key
 	ErrReplay          = errors.New("replay")          // counter already seen, or behind the replay window
 	ErrOldSession      = errors.New("old_session")     // an earlier session of the sender than the current one
+	ErrSessionLimit    = errors.New("session_limit")   // a new session key to derive, over the peer's rate limit
 )
 
 // Errors lists every error Open, OpenFrom and Seal return, so callers can
 // pre-create a counter for each reason. New reasons are only ever appended.
 var Errors = []error{
 	ErrShort, ErrVersion, ErrControl, ErrCritical, ErrNetwork, ErrProtocol, ErrInner, ErrNoRoom,
-	ErrUnauthenticated, ErrFormat, ErrUnknownKey, ErrAuth, ErrReplay, ErrOldSession,
+	ErrUnauthenticated, ErrFormat, ErrUnknownKey, ErrAuth, ErrReplay, ErrOldSession, ErrSessionLimit,
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"sync"
+	"time"
 )
 
 const (
@@ -22,6 +23,14 @@ const (
 	// aeadCache is how many (key, cipher) AEADs a session keeps: every
 	// held key with either cipher.
 	aeadCache = 2 * MaxKeys
+
+	// A peer may make us derive session keys deriveBurst times at once and
+	// then once every deriveEvery. A genuine peer needs one derivation per
+	// restart or key change; someone forging the peer's address with ever
+	// new session ids would otherwise cost us a derivation (a few µs and
+	// KBs of garbage) per datagram.
+	deriveBurst = 8
+	deriveEvery = 50 * time.Millisecond
 )
 
 // PeerState is what a receiver keeps about one sending peer. Make it with
@@ -36,6 +45,7 @@ type PeerState struct {
 	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
 	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
 	win   replayWindow   // counters of cur
+	limit rateLimit      // derivations of session keys
 }
 
 // Name returns the peer's node name.
@@ -54,17 +64,42 @@ type derived struct {
 	aead   cipher.AEAD
 }
 
-// get returns the AEAD for (k, c) in this session, deriving it on first use.
-func (r *rxSession) get(k *key, c byte, sender string) cipher.AEAD {
+// cached returns the AEAD for (k, c) in this session, or nil if it has not
+// been derived.
+func (r *rxSession) cached(k *key, c byte) cipher.AEAD {
 	for i := range r.aeads {
 		if d := &r.aeads[i]; d.key == k && d.cipher == c {
 			return d.aead
 		}
 	}
+	return nil
+}
+
+// derive derives and caches the AEAD for (k, c) in this session.
+func (r *rxSession) derive(k *key, c byte, sender string) cipher.AEAD {
 	a := newAEAD(k, r.id, c, sender)
 	r.aeads[r.slot] = derived{key: k, cipher: c, aead: a}
 	r.slot = (r.slot + 1) % aeadCache
 	return a
+}
+
+// rateLimit is a token bucket kept as the time it is next empty (GCRA): no
+// goroutine, no per-call allocation, and its zero value is a full bucket.
+type rateLimit struct {
+	full time.Time // when the bucket is full again; zero: full
+}
+
+// allow takes a token at now, if there is one.
+func (l *rateLimit) allow(now time.Time) bool {
+	t := l.full
+	if t.Before(now) {
+		t = now
+	}
+	if t.Sub(now) > (deriveBurst-1)*deriveEvery {
+		return false
+	}
+	l.full = t.Add(deriveEvery)
+	return true
 }
 
 // open checks the session and counter, opens dgram's ciphertext in place
@@ -88,7 +123,13 @@ func (p *PeerState) open(dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte
 		}
 		rs = &p.next
 	}
-	aead := rs.get(k, c, p.name)
+	aead := rs.cached(k, c)
+	if aead == nil {
+		if !p.limit.allow(time.Now()) {
+			return nil, ErrSessionLimit
+		}
+		aead = rs.derive(k, c, p.name)
+	}
 	binary.BigEndian.PutUint64(p.nonce[4:], ctr)
 	ct := dgram[SealedHeaderLen:]
 	pt, err := aead.Open(ct[:0], p.nonce[:], ct, dgram[:SealedHeaderLen])

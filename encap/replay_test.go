@@ -1,8 +1,10 @@
 package encap
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // The window against a model that remembers every counter: accepted exactly
@@ -156,5 +158,85 @@ func TestSealedCachesKeys(t *testing.T) {
 	}
 	if p.cur.aeads[0].aead != a || p.cur.aeads[1].aead != nil {
 		t.Fatal("AEAD derived again")
+	}
+}
+
+// A flood of forged new sessions from one peer's address is limited to a
+// few key derivations; the genuine peer's new session still gets through
+// once the limit refills, and cached sessions are never limited.
+func TestSealedSessionLimit(t *testing.T) {
+	key := testKey(1)
+	rx := newSealed(t, "b", CipherAuto, 0, key)
+	p := rx.NewPeer("a")
+	genuine := newSealed(t, "a", CipherAESGCM, 1000, key)
+	if _, err := rx.OpenFrom(sealPkt(t, genuine, ipv4(40)), p); err != nil {
+		t.Fatal(err)
+	}
+	// Forged datagrams with ever-newer sessions: the first deriveBurst-1
+	// derive (one token went to the genuine session) and fail to
+	// authenticate; the rest are refused before any derivation.
+	forger := newSealed(t, "a", CipherAESGCM, 5000, collidingKey(key))
+	var derived, limited int
+	for i := range 100 {
+		d := sealPkt(t, forger, ipv4(40))
+		binary.BigEndian.PutUint64(d[16:24], uint64(5000+i)) // a new session each
+		switch _, err := rx.OpenFrom(d, p); err {
+		case ErrAuth:
+			derived++
+		case ErrSessionLimit:
+			limited++
+		default:
+			t.Fatalf("forgery %d: %v", i, err)
+		}
+	}
+	if derived != deriveBurst-1 || limited != 100-derived {
+		t.Fatalf("%d forgeries derived keys, %d were limited; want %d and %d", derived, limited, deriveBurst-1, 100-deriveBurst+1)
+	}
+	// The current session needs no derivation: never limited.
+	if _, err := rx.OpenFrom(sealPkt(t, genuine, ipv4(40)), p); err != nil {
+		t.Fatalf("current session under the limit: %v", err)
+	}
+	// The genuine peer restarts: refused while the bucket is empty, let in
+	// after one token's time.
+	restarted := newSealed(t, "a", CipherAESGCM, 2000, key)
+	if _, err := rx.OpenFrom(sealPkt(t, restarted, ipv4(40)), p); err != ErrSessionLimit {
+		t.Fatalf("new session with an empty bucket: %v, want %v", err, ErrSessionLimit)
+	}
+	time.Sleep(2 * deriveEvery)
+	if _, err := rx.OpenFrom(sealPkt(t, restarted, ipv4(40)), p); err != nil {
+		t.Fatalf("new session after the refill: %v", err)
+	}
+	if id, _ := replayState(p); id != 2000 {
+		t.Fatalf("current session %d, want 2000", id)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	var l rateLimit
+	now := time.Unix(100, 0)
+	for i := range deriveBurst {
+		if !l.allow(now) {
+			t.Fatalf("token %d of a full bucket refused", i)
+		}
+	}
+	if l.allow(now) {
+		t.Fatal("empty bucket gave a token")
+	}
+	if l.allow(now.Add(deriveEvery/2)) {
+		t.Fatal("token before its time")
+	}
+	if !l.allow(now.Add(deriveEvery)) {
+		t.Fatal("no token after one interval")
+	}
+	if l.allow(now.Add(deriveEvery)) {
+		t.Fatal("two tokens after one interval")
+	}
+	later := now.Add(time.Hour) // a long pause refills to the burst, not beyond
+	n := 0
+	for l.allow(later) {
+		n++
+	}
+	if n != deriveBurst {
+		t.Fatalf("%d tokens after a long pause, want %d", n, deriveBurst)
 	}
 }

@@ -52,7 +52,7 @@ var dropNames = func() []string {
 
 // drops counts dropped packets by reason.
 type drops struct {
-	n [dropEncapBase + 16]atomic.Uint64 // room for encap.Errors
+	n [dropEncapBase + 24]atomic.Uint64 // room for encap.Errors
 }
 
 func (d *drops) add(r dropReason, n uint64) { d.n[r].Add(n) }
