@@ -222,7 +222,7 @@ func TestRateLimit(t *testing.T) {
 	if l.allow(now) {
 		t.Fatal("empty bucket gave a token")
 	}
-	if l.allow(now.Add(deriveEvery/2)) {
+	if l.allow(now.Add(deriveEvery / 2)) {
 		t.Fatal("token before its time")
 	}
 	if !l.allow(now.Add(deriveEvery)) {
