@@ -183,9 +183,9 @@ func (s *Sealed) AddKey(secret []byte) (byte, error) {
 	r := st.ring
 	if o := r.find(k.id); o != nil {
 		if o.secret == k.secret {
-			return 0, fmt.Errorf("key %02x is already held", k.id)
+			return 0, fmt.Errorf("key %d is already held", k.id)
 		}
-		return 0, fmt.Errorf("key id %02x is already another key's: generate a new key", k.id)
+		return 0, fmt.Errorf("key id %d is already another key's: generate a new key", k.id)
 	}
 	if len(r.keys) >= MaxKeys {
 		return 0, fmt.Errorf("%d keys held already: remove one first", MaxKeys)
@@ -203,7 +203,7 @@ func (s *Sealed) SetPrimary(id byte) error {
 	st := s.state.Load()
 	k := st.ring.find(id)
 	if k == nil {
-		return fmt.Errorf("key %02x is not held", id)
+		return fmt.Errorf("key %d is not held", id)
 	}
 	if k == st.ring.primary {
 		return nil
@@ -222,9 +222,9 @@ func (s *Sealed) RemoveKey(id byte) error {
 	k := st.ring.find(id)
 	switch {
 	case k == nil:
-		return fmt.Errorf("key %02x is not held", id)
+		return fmt.Errorf("key %d is not held", id)
 	case k == st.ring.primary:
-		return fmt.Errorf("key %02x is the primary: set another primary first", id)
+		return fmt.Errorf("key %d is the primary: use another key first", id)
 	}
 	nr := &keyring{primary: st.ring.primary}
 	for _, o := range st.ring.keys {

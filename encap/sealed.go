@@ -174,7 +174,7 @@ func NewSealed(cfg SealedConfig) (*Sealed, error) {
 			if o.secret == k.secret {
 				return nil, fmt.Errorf("sealed codec: key %d is key %d again", i+1, indexOf(ring, o)+1)
 			}
-			return nil, fmt.Errorf("sealed codec: keys %d and %d have the same id %02x (a 1 in 256 chance): generate another key",
+			return nil, fmt.Errorf("sealed codec: keys %d and %d have the same id %d (a 1 in 256 chance): generate another key",
 				indexOf(ring, o)+1, i+1, k.id)
 		}
 		ring.keys = append(ring.keys, k)

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 )
@@ -56,5 +57,57 @@ func TestGossipKeyValidated(t *testing.T) {
 	cfg.Keys = [][]byte{[]byte("short")}
 	if _, err := New(cfg); err == nil {
 		t.Fatal("a 5-byte gossip key was accepted")
+	}
+}
+
+// Rotating the gossip key on running members, in the order the docs give
+// (add everywhere, use everywhere, remove the old): members keep hearing each
+// other at every step, and a node started with only the new key joins.
+func TestGossipKeyRotation(t *testing.T) {
+	old, next := gossipKey(1), gossipKey(3)
+	keyed := func(name string, keys [][]byte, seeds ...string) Config {
+		cfg := testConfig(name, t.TempDir(), seeds...)
+		cfg.Keys = keys
+		return cfg
+	}
+	a := mustLaunch(t, keyed("a", [][]byte{old}))
+	b := mustLaunch(t, keyed("b", [][]byte{old}, a.seed()))
+	both := func(what string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool {
+			_, x := a.peer("b")
+			_, y := b.peer("a")
+			return x && y
+		})
+	}
+	both("a and b see each other")
+	for _, step := range []struct {
+		name string
+		do   func(*Membership) error
+	}{
+		{"add", func(m *Membership) error { return m.AddKey(next) }},
+		{"use", func(m *Membership) error { return m.UseKey(next) }},
+		{"remove", func(m *Membership) error { return m.RemoveKey(old) }},
+	} {
+		for _, tn := range []*testNode{a, b} {
+			if err := step.do(tn.m); err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+		}
+	}
+	if err := a.m.RemoveKey(next); err == nil {
+		t.Fatal("removed the key in use")
+	}
+	c := mustLaunch(t, keyed("c", [][]byte{next}, a.seed()))
+	waitFor(t, 10*time.Second, "a node with only the new key joins", func() bool {
+		_, x := a.peer("c")
+		_, y := c.peer("b")
+		return x && y
+	})
+	both("a and b still see each other")
+
+	plain := mustLaunch(t, testConfig("plain", t.TempDir()))
+	if err := plain.m.AddKey(next); !errors.Is(err, ErrNoKeyring) {
+		t.Fatalf("AddKey on a member gossiping in clear: %v", err)
 	}
 }

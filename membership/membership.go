@@ -51,6 +51,7 @@ type Membership struct {
 	learnFirst bool // the lease file was corrupt: learn the cluster's table before claiming
 
 	ml             *memberlist.Memberlist
+	keyring        *memberlist.Keyring // nil: gossip in clear
 	queue          *memberlist.TransmitLimitedQueue
 	probeInterval  time.Duration
 	gossipInterval time.Duration
@@ -173,6 +174,7 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	mc := m.cfg.memberlistConfig(&delegate{m}, m.log)
 	m.queue.RetransmitMult = mc.RetransmitMult
 	m.probeInterval, m.gossipInterval, m.retransmitMult = mc.ProbeInterval, mc.GossipInterval, mc.RetransmitMult
+	m.keyring = mc.Keyring
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("start gossip on %s: %w", netip.AddrPortFrom(m.cfg.Advertise, uint16(m.cfg.GossipPort)), err)

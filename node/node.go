@@ -59,6 +59,10 @@ type Node struct {
 
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
+
+	keyHook KeyHook
+	keyMu   sync.Mutex      // serialises key changes
+	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
 }
 
 // New validates cfg, finds the underlay, and opens the UDP socket and the TUN
@@ -129,7 +133,12 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
+		secrets:   make(map[byte][]byte),
 	}
+	for _, k := range cfg.Keys {
+		n.secrets[encap.KeyID(k)] = k
+	}
+	n.handleKeys()
 	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -156,23 +158,32 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 // FetchStatus asks the node whose run dir is runDir for its status.
 func FetchStatus(ctx context.Context, runDir string) (*Status, error) {
 	var s Status
-	if err := Call(ctx, runDir, http.MethodGet, "/v1/status", &s); err != nil {
+	if err := Call(ctx, runDir, http.MethodGet, "/v1/status", nil, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
 // Call sends a request to the control socket of the node running with
-// runDir and decodes its JSON answer into out (if not nil). An answer other
-// than 2xx is an error carrying the node's message ({"error": "…"}).
-func Call(ctx context.Context, runDir, method, path string, out any) error {
+// runDir, with in as its JSON body (if not nil), and decodes its JSON answer
+// into out (if not nil). An answer other than 2xx is an error carrying the
+// node's message ({"error": "…"}).
+func Call(ctx context.Context, runDir, method, path string, in, out any) error {
 	sock := filepath.Join(runDir, SocketFile)
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, method, "http://weft"+path, nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://weft"+path, body)
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/node"
 )
 
 // cmdKeygen prints a new cluster key, or writes it to a new 0600 file.
@@ -83,4 +88,102 @@ func readKeyFile(path string) ([][]byte, error) {
 		return nil, errors.New("--key-file " + path + ": no key in the file (make one with 'weft keygen --out FILE')")
 	}
 	return keys, nil
+}
+
+// gossipKeys makes the gossip keyring follow the node's cluster keys: each
+// secret's gossip key is derived from it (encap.GossipKey).
+type gossipKeys struct{ m *membership.Membership }
+
+func (g gossipKeys) AddKey(secret []byte) error    { return g.do(secret, g.m.AddKey) }
+func (g gossipKeys) UseKey(secret []byte) error    { return g.do(secret, g.m.UseKey) }
+func (g gossipKeys) RemoveKey(secret []byte) error { return g.do(secret, g.m.RemoveKey) }
+
+func (g gossipKeys) do(secret []byte, f func([]byte) error) error {
+	gk, err := encap.GossipKey(secret)
+	if err != nil {
+		return err
+	}
+	return f(gk)
+}
+
+const keyUsage = `usage: weft key list [--run-dir DIR]
+       weft key add FILE [--run-dir DIR]    accept a new cluster key (FILE as 'weft keygen --out' writes it)
+       weft key use ID [--run-dir DIR]      send with the held key ID (every node must hold it first)
+       weft key remove ID [--run-dir DIR]   stop accepting key ID (not the one in use)`
+
+// cmdKey changes the cluster keys of the running node (data plane and
+// gossip together). The changes live in the node's memory only: the key
+// file must be changed to match, or a restart undoes them.
+func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, keyUsage)
+		return errUsage
+	}
+	verb, rest := args[0], args[1:]
+	var arg string
+	switch verb {
+	case "list":
+	case "add", "use", "remove":
+		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
+			fmt.Fprintf(stderr, "weft key %s: missing %s\n%s\n", verb, map[bool]string{true: "FILE", false: "ID"}[verb == "add"], keyUsage)
+			return errUsage
+		}
+		arg, rest = rest[0], rest[1:]
+	default:
+		fmt.Fprintln(stderr, keyUsage)
+		return errUsage
+	}
+	fs := newFlagSet("key "+verb, stderr)
+	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node to change")
+	if err := parseFlags(fs, rest, stderr); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var ans node.KeyAnswer
+	switch verb {
+	case "list":
+		s, err := node.FetchStatus(ctx, *runDir)
+		if err != nil {
+			return err
+		}
+		if !s.Encryption.Enabled {
+			fmt.Fprintln(stdout, "no keys: this node runs --insecure")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSE")
+		for _, id := range s.Encryption.KeyIDs {
+			use := "accepts"
+			if id == s.Encryption.Primary {
+				use = "accepts, sends"
+			}
+			fmt.Fprintf(tw, "%d\t%s\n", id, use)
+		}
+		return tw.Flush()
+	case "add":
+		keys, err := readKeyFile(arg)
+		if err != nil {
+			return err
+		}
+		if len(keys) != 1 {
+			return fmt.Errorf("%s holds %d keys: give a file with the one key to add", arg, len(keys))
+		}
+		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/keys", node.KeyRequest{Key: encap.FormatKey(keys[0])}, &ans); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key %d added: the node accepts it and still sends with its old key\n", ans.ID)
+	case "use":
+		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/keys/"+arg+"/use", nil, &ans); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the node now sends with key %d\n", ans.ID)
+	case "remove":
+		if err := node.Call(ctx, *runDir, http.MethodDelete, "/v1/keys/"+arg, nil, &ans); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key %d removed: packets and gossip under it are refused\n", ans.ID)
+	}
+	fmt.Fprintln(stderr, "this changes the running node only: change its --key-file to match (the key it sends with on the first line), or a restart undoes it")
+	return nil
 }

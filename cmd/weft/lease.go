@@ -54,14 +54,14 @@ func cmdLease(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if verb == "release" {
-		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/leases/"+name+"/release", nil); err != nil {
+		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/leases/"+name+"/release", nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "released the lease of %s; its subnet can be handed out again\n", name)
 		return nil
 	}
 	var leases []membership.Lease
-	if err := node.Call(ctx, *runDir, http.MethodGet, "/v1/leases", &leases); err != nil {
+	if err := node.Call(ctx, *runDir, http.MethodGet, "/v1/leases", nil, &leases); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

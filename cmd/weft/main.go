@@ -19,6 +19,7 @@ Usage:
   weft up [flags]        run this node in the foreground
   weft status [--json]   show the running node's state, peers and drop counters
   weft keygen [--out F]  make a new cluster key
+  weft key list|add|use|remove   rotate the running node's cluster keys
   weft lease list        show the cluster's subnet leases
   weft lease release N   free the lease of node N, which is gone
   weft lab [flags]       build a lab of hosts in network namespaces and run weft between them
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLease(ctx, rest, stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(ctx, rest, stdout, stderr)
+	case "key":
+		err = cmdKey(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, rest, stdout, stderr)
 	case "lab":

@@ -136,6 +136,9 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if m != nil {
 		handleLeases(n, m)
+		if !o.node.Insecure {
+			n.SetKeyHook(gossipKeys{m})
+		}
 	}
 	err = n.Run(ctx, sources...)
 	log.Info("node stopped")
@@ -154,7 +157,7 @@ func startMembership(ctx context.Context, o *upOptions, log *slog.Logger) (*memb
 	mc.Network, mc.SubnetLen, mc.Subnet = o.node.Network, o.node.SubnetLen, o.node.Subnet
 	mc.DataEndpoint = netip.AddrPortFrom(under.Addr, o.node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = o.node.StateDir, o.leaseTTL
-	mc.Log = log.With("subsystem", "membership")
+	mc.Log = log
 	for _, k := range o.node.Keys {
 		gk, err := encap.GossipKey(k)
 		if err != nil {
