@@ -47,6 +47,14 @@ type Codec interface {
 	// also for one p (calls for one p are serialised), and concurrently
 	// with Seal.
 	OpenFrom(dgram []byte, p *PeerState) ([]byte, error)
+
+	// SealControl is Seal for a weft control message (a path probe): the
+	// payload buf[off:off+n] is not an IP packet, and the GENEVE O bit
+	// marks the datagram as one no receiver delivers to a TUN.
+	SealControl(buf []byte, off, n int) ([]byte, error)
+	// OpenControlFrom is OpenFrom for a control datagram (IsControl): it
+	// checks and opens it in place and returns the control message.
+	OpenControlFrom(dgram []byte, p *PeerState) ([]byte, error)
 }
 
 // Reasons a datagram is refused by Open (or a packet by Seal). Each error's

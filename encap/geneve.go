@@ -10,9 +10,13 @@ import (
 //	|Ver|Opt Len|O|C| Rsvd  |        Protocol Type          |
 //	|        Virtual Network Identifier (VNI)       | Rsvd  |
 const (
-	HeaderLen     = 8
-	ProtoIPv4     = 0x0800
-	ProtoIPv6     = 0x86DD
+	HeaderLen = 8
+	ProtoIPv4 = 0x0800
+	ProtoIPv6 = 0x86DD
+	// ProtoControl is the protocol type of a plaintext weft control
+	// message (O bit set): an IEEE local experimental EtherType, like
+	// ProtoSealed.
+	ProtoControl  = 0x88B6
 	MaxVNI        = 1<<24 - 1
 	flagControl   = 0x80
 	flagCritical  = 0x40
@@ -55,10 +59,7 @@ type Plain struct {
 	vni uint32
 }
 
-var (
-	_ Codec = (*Plain)(nil)
-	_ Codec = (*Plain)(nil)
-)
+var _ Codec = (*Plain)(nil)
 
 // NewPlain returns the plaintext codec for network id vni (0..MaxVNI).
 func NewPlain(vni uint32) (*Plain, error) {
@@ -75,20 +76,29 @@ func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
 	if off < HeaderLen || off+n > len(buf) || n < 1 {
 		return nil, ErrNoRoom
 	}
-	var proto uint16
 	switch buf[off] >> 4 {
 	case 4:
-		proto = ProtoIPv4
+		return p.wrap(buf, off, n, 0, ProtoIPv4), nil
 	case 6:
-		proto = ProtoIPv6
-	default:
-		return nil, ErrInner
+		return p.wrap(buf, off, n, 0, ProtoIPv6), nil
 	}
+	return nil, ErrInner
+}
+
+// SealControl wraps the control message buf[off:off+n] (O bit, ProtoControl).
+func (p *Plain) SealControl(buf []byte, off, n int) ([]byte, error) {
+	if off < HeaderLen || off+n > len(buf) {
+		return nil, ErrNoRoom
+	}
+	return p.wrap(buf, off, n, flagControl, ProtoControl), nil
+}
+
+func (p *Plain) wrap(buf []byte, off, n int, flags byte, proto uint16) []byte {
 	h := buf[off-HeaderLen : off]
-	h[0], h[1] = 0, 0
+	h[0], h[1] = 0, flags
 	binary.BigEndian.PutUint16(h[2:4], proto)
 	binary.BigEndian.PutUint32(h[4:8], p.vni<<8)
-	return buf[off-HeaderLen : off+n], nil
+	return buf[off-HeaderLen : off+n]
 }
 
 // NewPeer returns nil: Plain keeps no per-peer state.
@@ -96,7 +106,7 @@ func (p *Plain) NewPeer(name string) *PeerState { return nil }
 
 // OpenFrom checks the header; Plain authenticates nothing, so the peer is ignored.
 func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
-	h, err := parseData(dgram, p.vni)
+	h, err := parseFor(dgram, p.vni, false)
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +116,40 @@ func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
 	return innerPacket(h.Protocol, dgram[HeaderLen+h.OptLen:])
 }
 
-// parseData parses the GENEVE header of a data datagram for network vni:
-// what both codecs check before their own format.
-func parseData(dgram []byte, vni uint32) (Header, error) {
+// OpenControlFrom returns the message of a plaintext control datagram.
+func (p *Plain) OpenControlFrom(dgram []byte, _ *PeerState) ([]byte, error) {
+	h, err := parseFor(dgram, p.vni, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case h.Critical:
+		return nil, ErrCritical
+	case h.Protocol != ProtoControl:
+		return nil, ErrProtocol
+	}
+	return dgram[HeaderLen+h.OptLen:], nil
+}
+
+// IsControl reports whether dgram is a GENEVE control message (O bit set):
+// one for the codec's OpenControlFrom, never delivered to the TUN. OpenFrom
+// refuses such datagrams with ErrControl before any other work.
+func IsControl(dgram []byte) bool {
+	return len(dgram) >= HeaderLen && dgram[0]>>6 == 0 && dgram[1]&flagControl != 0
+}
+
+// parseFor parses the GENEVE header of a datagram for network vni, data or
+// control (O bit): what both codecs check before their own format.
+func parseFor(dgram []byte, vni uint32, control bool) (Header, error) {
 	h, err := ParseHeader(dgram)
 	switch {
 	case err != nil:
 		return h, err
 	case h.Version != 0:
 		return h, ErrVersion
-	case h.Control:
+	case h.Control != control:
+		if control {
+			return h, ErrFormat
+		}
 		return h, ErrControl
 	case h.VNI != vni:
 		return h, ErrNetwork

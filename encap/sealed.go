@@ -237,6 +237,19 @@ func (s *Sealed) Seal(buf []byte, off, n int) ([]byte, error) {
 	if v := buf[off] >> 4; v != 4 && v != 6 {
 		return nil, ErrInner
 	}
+	return s.seal(buf, off, n, 0), nil
+}
+
+// SealControl seals the control message buf[off:off+n] like a packet, with
+// the O bit set (and authenticated, as the whole header is).
+func (s *Sealed) SealControl(buf []byte, off, n int) ([]byte, error) {
+	if off < SealedHeaderLen || off+n+TagLen > len(buf) {
+		return nil, ErrNoRoom
+	}
+	return s.seal(buf, off, n, flagControl), nil
+}
+
+func (s *Sealed) seal(buf []byte, off, n int, flags byte) []byte {
 	tx := s.state.Load().tx
 	ctr := tx.sess.ctr.Add(1)
 	if ctr >= maxCounter {
@@ -244,12 +257,13 @@ func (s *Sealed) Seal(buf []byte, off, n int) ([]byte, error) {
 	}
 	h := buf[off-SealedHeaderLen : off]
 	copy(h, tx.hdr[:])
+	h[1] |= flags
 	binary.BigEndian.PutUint64(h[24:32], ctr)
 	nonce := s.nonces.Get().(*[nonceLen]byte)
 	binary.BigEndian.PutUint64(nonce[4:], ctr) // nonce[:4] stays zero
 	tx.aead.Seal(buf[off:off], nonce[:], buf[off:off+n], h)
 	s.nonces.Put(nonce)
-	return buf[off-SealedHeaderLen : off+n+TagLen], nil
+	return buf[off-SealedHeaderLen : off+n+TagLen]
 }
 
 // renew starts a new session once old's counters are used up (2^63 packets:
@@ -314,12 +328,31 @@ func (s *Sealed) NewPeer(name string) *PeerState { return &PeerState{name: name}
 // and returns the inner packet, a sub-slice of dgram. p must not be nil. The
 // datagram's bytes are overwritten (with plaintext, or zeros on ErrAuth).
 func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
-	h, err := parseData(dgram, s.vni)
+	pt, err := s.open(dgram, p, false)
+	if err != nil {
+		return nil, err
+	}
+	var proto uint16 = ProtoIPv4
+	if len(pt) > 0 && pt[0]>>4 == 6 {
+		proto = ProtoIPv6
+	}
+	return innerPacket(proto, pt)
+}
+
+// OpenControlFrom authenticates and decrypts a control datagram from p in
+// place and returns the control message. It shares the peer's replay
+// window with data: both take counters from the sender's one sequence.
+func (s *Sealed) OpenControlFrom(dgram []byte, p *PeerState) ([]byte, error) {
+	return s.open(dgram, p, true)
+}
+
+func (s *Sealed) open(dgram []byte, p *PeerState, control bool) ([]byte, error) {
+	h, err := parseFor(dgram, s.vni, control)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case h.Protocol == ProtoIPv4 || h.Protocol == ProtoIPv6:
+	case h.Protocol == ProtoIPv4 || h.Protocol == ProtoIPv6 || h.Protocol == ProtoControl:
 		return nil, ErrUnauthenticated
 	case h.Protocol != ProtoSealed:
 		return nil, ErrProtocol
@@ -338,13 +371,5 @@ func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
 	if k == nil {
 		return nil, ErrUnknownKey
 	}
-	pt, err := p.open(dgram, k, cipherID, sess, ctr)
-	if err != nil {
-		return nil, err
-	}
-	var proto uint16 = ProtoIPv4
-	if len(pt) > 0 && pt[0]>>4 == 6 {
-		proto = ProtoIPv6
-	}
-	return innerPacket(proto, pt)
+	return p.open(dgram, k, cipherID, sess, ctr)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/tunnel"
@@ -27,6 +28,9 @@ type Config struct {
 	Insecure  bool           // --insecure: run without authentication or encryption
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	VNI       uint32         // GENEVE network id; default 1
+	// ProbeInterval is how often every peer's data path is probed
+	// (--probe-interval); default 1s.
+	ProbeInterval time.Duration
 }
 
 // DefaultConfig returns the defaults of `weft up`.
@@ -42,6 +46,8 @@ func DefaultConfig() Config {
 		StateDir:  "/var/lib/weft",
 		RunDir:    "/run/weft",
 		VNI:       1,
+
+		ProbeInterval: time.Second,
 	}
 }
 
@@ -55,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Name == "" {
 		return errors.New("--name: must not be empty")
+	}
+	if c.ProbeInterval < 100*time.Millisecond || c.ProbeInterval > time.Minute {
+		return fmt.Errorf("--probe-interval %v: want 100ms to 1m", c.ProbeInterval)
 	}
 	if !c.Listen.IsValid() || c.Listen.Port() == 0 {
 		return fmt.Errorf("--listen %s: need an address and a non-zero port", c.Listen)

@@ -25,6 +25,7 @@ const (
 	dropNotOurSubnet  // inner destination outside this node's subnet
 	dropTunWriteError // the TUN refused the batch
 	dropDecodeError   // a codec error outside encap.Errors (a bug, counted all the same)
+	dropBadControl    // an authentic control message weft does not understand
 	// encap.Open's reasons follow, in encap.Errors order.
 	dropEncapBase
 )
@@ -43,6 +44,7 @@ var dropNames = func() []string {
 		dropNotOurSubnet:  "not_our_subnet",
 		dropTunWriteError: "tun_write_error",
 		dropDecodeError:   "decode_error",
+		dropBadControl:    "bad_control",
 	}
 	for _, err := range encap.Errors {
 		names = append(names, err.Error())

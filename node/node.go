@@ -29,6 +29,9 @@ type Transport interface {
 	Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) (int, error)
 	// Write sends bufs[i] to eps[i].
 	Write(bufs [][]byte, eps []netip.AddrPort) error
+	// WriteTo sends one datagram; unlike Write it may be called from any
+	// goroutine at any time (path probes and their answers).
+	WriteTo(b []byte, ep netip.AddrPort) error
 	BatchSize() int
 	Offloads() udp.Offloads
 	Close() error
@@ -174,6 +177,7 @@ func (n *Node) Run(ctx context.Context, sources ...PeerSource) error {
 	}
 	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
 	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
+	wg.Go(func() { n.probe(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,

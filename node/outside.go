@@ -32,6 +32,7 @@ type outside struct {
 	sizes []int
 	eps   []netip.AddrPort
 	out   [][]byte
+	ctl   []byte // scratch for answers to probes
 }
 
 func newOutside(n *Node) *outside {
@@ -42,6 +43,7 @@ func newOutside(n *Node) *outside {
 		sizes: make([]int, batch),
 		eps:   make([]netip.AddrPort, batch),
 		out:   make([][]byte, 0, batch),
+		ctl:   make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom()),
 	}
 	// 64 KiB each: the TUN driver coalesces TCP segments into a buffer's
 	// spare capacity (GRO).
@@ -82,6 +84,10 @@ func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
 		return
 	}
 	inner, err := n.codec.OpenFrom(buf[rxOffset:rxOffset+size], peer.rx)
+	if err == encap.ErrControl {
+		n.control(peer, buf[rxOffset:rxOffset+size], o.ctl)
+		return
+	}
 	if err != nil {
 		n.drops.addEncap(err)
 		return

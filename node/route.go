@@ -54,6 +54,7 @@ type counters struct {
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
 	rx                 *encap.PeerState
+	path               pathHealth
 }
 
 // table is an immutable routing snapshot; the loops load it once per batch

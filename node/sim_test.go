@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type simNet struct {
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*simConn
 	tap   chan datagram // if set, gets a copy of datagrams sent (never blocks)
+	cut   atomic.Bool   // set: every datagram is lost (a broken underlay)
 }
 
 func (s *simNet) listen(ep string) *simConn {
@@ -46,6 +48,9 @@ func (s *simNet) listen(ep string) *simConn {
 
 // send delivers b to ep as if from from; datagrams to nowhere are lost.
 func (s *simNet) send(from, to netip.AddrPort, b []byte) {
+	if s.cut.Load() {
+		return
+	}
 	s.mu.Lock()
 	c, tap := s.conns[to], s.tap
 	s.mu.Unlock()
@@ -103,6 +108,11 @@ func (c *simConn) Write(bufs [][]byte, eps []netip.AddrPort) error {
 	return nil
 }
 
+func (c *simConn) WriteTo(b []byte, ep netip.AddrPort) error {
+	c.net.send(c.ep, ep, b)
+	return nil
+}
+
 func (c *simConn) BatchSize() int         { return 16 }
 func (c *simConn) Offloads() udp.Offloads { return udp.Offloads{Reason: "simulated"} }
 func (c *simConn) Close() error {
@@ -132,6 +142,7 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	cfg.Name, cfg.Insecure = name, true
 	cfg.Subnet = netip.MustParsePrefix(subnet)
 	cfg.RunDir = t.TempDir()
+	cfg.ProbeInterval = 100 * time.Millisecond
 	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
 	dev := tunneltest.New("weft0", mtu, 8)
 	conn := sn.listen(ep)

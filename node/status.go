@@ -67,6 +67,7 @@ type PeerStatus struct {
 	RxBytes   uint64         `json:"rx_bytes"`
 	TxBytes   uint64         `json:"tx_bytes"`
 	LastSeen  *time.Time     `json:"last_seen,omitempty"` // gossiped peers only
+	Path      PathStatus     `json:"path"`
 }
 
 // OffloadStatus says which offloads are active; a silent fall back to a slow
@@ -95,11 +96,17 @@ func (n *Node) Status() Status {
 			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
 		}
 	}
+	now := time.Now()
 	for _, p := range t.peers {
+		path := PathStatus{State: PathUnknown, Reason: "not probed: the peer is " + p.State}
+		if routable(p.State) {
+			path = p.path.status(now, n.probeTimeout(), p.State != "static", p.Endpoint)
+		}
 		s.Peers = append(s.Peers, PeerStatus{
 			Name: p.Name, Subnet: p.Subnet, Endpoint: p.Endpoint, State: p.State,
 			RxPackets: p.rxPackets.Load(), TxPackets: p.txPackets.Load(),
 			RxBytes: p.rxBytes.Load(), TxBytes: p.txBytes.Load(),
+			Path: path,
 		})
 		if !p.LastSeen.IsZero() {
 			s.Peers[len(s.Peers)-1].LastSeen = &p.LastSeen

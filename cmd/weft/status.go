@@ -50,19 +50,30 @@ func printStatus(w io.Writer, s *node.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tPATH\tRTT\tLOSS\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	var broken []string
 	for _, p := range s.Peers {
 		heard := "-" // static peers are not heard from
 		if p.LastSeen != nil {
 			heard = time.Since(*p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
-			p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+		rtt := "-"
+		if p.Path.LastOK != nil {
+			rtt = fmt.Sprintf("%.2fms", p.Path.RTTMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
+			p.Path.State, rtt, 100*p.Path.Loss, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+		if p.Path.State == node.PathUnreachable {
+			broken = append(broken, fmt.Sprintf("path to %s unreachable: %s", p.Name, p.Path.Reason))
+		}
 	}
 	if len(s.Peers) == 0 {
 		fmt.Fprintln(tw, "(no peers)")
 	}
 	tw.Flush()
+	for _, b := range broken {
+		fmt.Fprintln(w, b)
+	}
 	var drops []string
 	for reason, n := range s.Drops {
 		if n > 0 {

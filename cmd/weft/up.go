@@ -70,6 +70,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "`directory` for the control socket and subnet.env")
 	fs.StringVar(&o.keyFile, "key-file", "", "cluster key `file` from 'weft keygen' (mode 0600; one key per line, the first is sent with)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (instead of --key-file)")
+	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often to probe each peer's data path (`duration`; 100ms to 1m)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return o, err

@@ -1,0 +1,203 @@
+package node
+
+// Path health. Every ProbeInterval the node sends each routed peer a probe
+// over the data port: a GENEVE control message (O bit) sealed like data, so
+// it crosses the same firewalls as packets do and only members can forge it.
+// The peer answers at once. The answers give the round-trip time, the loss
+// and the time of the last answer; a peer whose probes go unanswered while
+// gossip still hears it has a broken data path (a firewall on the UDP port
+// is the usual cause), and status says so. docs/wire-format.md has the
+// message format.
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+const (
+	probeLen     = 16 // kind, version, 6 reserved bytes, sequence number
+	probeVersion = 1
+	probeRequest = 1
+	probeReply   = 2
+
+	probeWindow = 10 // loss is over this many recent probes
+	// unreachableAfter unanswered probes in a row make a path unreachable.
+	unreachableAfter = 3
+)
+
+// Path states in status.
+const (
+	PathOK          = "ok"
+	PathUnreachable = "unreachable"
+	PathUnknown     = "unknown"
+)
+
+// PathStatus is the health of the data path to one peer, from probes.
+type PathStatus struct {
+	State  string     `json:"state"`            // ok, unreachable or unknown
+	Reason string     `json:"reason,omitempty"` // why unreachable or unknown
+	RTTMs  float64    `json:"rtt_ms"`           // of the last answered probe; 0 if none
+	Loss   float64    `json:"loss"`             // fraction of the last (up to 10) timed-out or answered probes that went unanswered
+	LastOK *time.Time `json:"last_ok"`          // when the last answer came; null if none did
+}
+
+// pathHealth is what the node knows about one peer's data path. The prober
+// and the outside loop update it; status reads it.
+type pathHealth struct {
+	mu     sync.Mutex
+	next   uint64 // sequence number of the next probe
+	ring   [probeWindow]probeRecord
+	rtt    time.Duration
+	lastOK time.Time
+}
+
+type probeRecord struct {
+	seq      uint64 // 0: empty slot
+	sent     time.Time
+	answered bool
+}
+
+// sent records a probe sent at now and returns its sequence number.
+func (h *pathHealth) sent(now time.Time) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.next++
+	h.ring[h.next%probeWindow] = probeRecord{seq: h.next, sent: now}
+	return h.next
+}
+
+// answered records the answer to probe seq arriving at now. Answers to
+// probes no longer in the window, or answered already, are ignored.
+func (h *pathHealth) answered(seq uint64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := &h.ring[seq%probeWindow]
+	if r.seq != seq || r.answered {
+		return
+	}
+	r.answered = true
+	h.rtt = now.Sub(r.sent)
+	h.lastOK = now
+}
+
+// status sums up the window at now: a probe counts as lost once it is
+// timeout old without an answer. gossip says whether gossip hears the peer
+// (for the reason), port is the peer's data endpoint.
+func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) PathStatus {
+	h.mu.Lock()
+	recs := h.ring
+	s := PathStatus{State: PathUnknown}
+	if !h.lastOK.IsZero() {
+		t := h.lastOK
+		s.LastOK = &t
+		s.RTTMs = float64(h.rtt.Microseconds()) / 1000
+	}
+	h.mu.Unlock()
+
+	slices.SortFunc(recs[:], func(a, b probeRecord) int { return cmp.Compare(b.seq, a.seq) }) // newest first
+	var ok, lost, inARow int
+	streak := true // still counting unanswered probes from the newest
+	for _, r := range recs {
+		switch {
+		case r.seq == 0:
+		case r.answered:
+			ok++
+			streak = false
+		case now.Sub(r.sent) >= timeout:
+			lost++
+			if streak {
+				inARow++
+			}
+		}
+	}
+	if ok+lost > 0 {
+		s.Loss = float64(lost) / float64(ok+lost)
+	}
+	switch {
+	case inARow >= unreachableAfter:
+		s.State = PathUnreachable
+		s.Reason = fmt.Sprintf("the last %d probes to %s got no answer", inARow, ep)
+		if s.LastOK == nil {
+			s.Reason += ", and none ever did"
+		} else {
+			s.Reason += fmt.Sprintf(" (last answer %s ago)", now.Sub(*s.LastOK).Round(time.Second))
+		}
+		if gossip {
+			s.Reason += fmt.Sprintf("; gossip still hears the peer, so UDP to port %d is blocked (a firewall?) or the peer's endpoint is wrong", ep.Port())
+		} else {
+			s.Reason += fmt.Sprintf("; is the peer running, and does UDP to %s reach it (a firewall?)", ep)
+		}
+	case ok > 0:
+		s.State = PathOK
+	default:
+		s.Reason = "waiting for the first answer to a probe"
+	}
+	return s
+}
+
+// probe sends every routed peer a probe each ProbeInterval until ctx ends.
+func (n *Node) probe(ctx context.Context) {
+	buf := make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom())
+	tick := time.NewTicker(n.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		for _, p := range n.table.Load().peers {
+			if routable(p.State) {
+				n.sendProbe(buf, probeRequest, p.path.sent(time.Now()), p.Endpoint)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sendProbe seals a probe message of kind into buf and sends it to ep.
+func (n *Node) sendProbe(buf []byte, kind byte, seq uint64, ep netip.AddrPort) {
+	off := n.codec.Headroom()
+	msg := buf[off : off+probeLen]
+	clear(msg)
+	msg[0], msg[1] = kind, probeVersion
+	binary.BigEndian.PutUint64(msg[8:], seq)
+	d, err := n.codec.SealControl(buf, off, probeLen)
+	if err == nil {
+		err = n.conn.WriteTo(d, ep)
+	}
+	if err != nil {
+		n.warnSend(fmt.Errorf("path probe to %s: %w", ep, err))
+	}
+}
+
+// control handles a control datagram from peer: answers probes, records
+// answers. buf is scratch for the answer.
+func (n *Node) control(peer *Peer, dgram, buf []byte) {
+	msg, err := n.codec.OpenControlFrom(dgram, peer.rx)
+	if err != nil {
+		n.drops.addEncap(err)
+		return
+	}
+	if len(msg) < probeLen || msg[1] != probeVersion {
+		n.drops.add(dropBadControl, 1)
+		return
+	}
+	seq := binary.BigEndian.Uint64(msg[8:16])
+	switch msg[0] {
+	case probeRequest:
+		n.sendProbe(buf, probeReply, seq, peer.Endpoint)
+	case probeReply:
+		peer.path.answered(seq, time.Now())
+	default:
+		n.drops.add(dropBadControl, 1)
+	}
+}
+
+// probeTimeout is how long an answer may take before its probe counts as lost.
+func (n *Node) probeTimeout() time.Duration { return 2 * n.cfg.ProbeInterval }
