@@ -27,6 +27,7 @@ type Config struct {
 	RunDir    string         // --run-dir: control socket and subnet.env; default /run/weft
 	Insecure  bool           // --insecure: run without authentication or encryption
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
+	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
 	VNI       uint32         // GENEVE network id; default 1
 	// ProbeInterval is how often every peer's data path is probed
 	// (--probe-interval); default 1s.

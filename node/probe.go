@@ -53,8 +53,9 @@ type pathHealth struct {
 	mu     sync.Mutex
 	next   uint64 // sequence number of the next probe
 	ring   [probeWindow]probeRecord
-	rtt    time.Duration
-	lastOK time.Time
+	rtt     time.Duration
+	lastOK  time.Time
+	firstOK time.Time // probes sent before the first answer met a peer still starting: not loss
 }
 
 type probeRecord struct {
@@ -84,6 +85,9 @@ func (h *pathHealth) answered(seq uint64, now time.Time) {
 	r.answered = true
 	h.rtt = now.Sub(r.sent)
 	h.lastOK = now
+	if h.firstOK.IsZero() {
+		h.firstOK = r.sent
+	}
 }
 
 // status sums up the window at now: a probe counts as lost once it is
@@ -91,7 +95,7 @@ func (h *pathHealth) answered(seq uint64, now time.Time) {
 // (for the reason), port is the peer's data endpoint.
 func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) PathStatus {
 	h.mu.Lock()
-	recs := h.ring
+	recs, firstOK := h.ring, h.firstOK
 	s := PathStatus{State: PathUnknown}
 	if !h.lastOK.IsZero() {
 		t := h.lastOK
@@ -105,7 +109,7 @@ func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, e
 	streak := true // still counting unanswered probes from the newest
 	for _, r := range recs {
 		switch {
-		case r.seq == 0:
+		case r.seq == 0, r.sent.Before(firstOK):
 		case r.answered:
 			ok++
 			streak = false

@@ -37,7 +37,9 @@ func TestPathHealthStatus(t *testing.T) {
 	if s := h.status(t0, timeout, true, ep); s.State != PathUnknown || s.LastOK != nil {
 		t.Fatalf("no probes: %+v", s)
 	}
-	// Probe 1 answered after 3 ms, probes 2–4 never.
+	// Probe 1, sent while the peer was starting, never answered: not loss.
+	// Probe 2 answered after 3 ms, probes 3–5 never.
+	h.sent(t0.Add(-time.Second))
 	h.answered(h.sent(t0), t0.Add(3*time.Millisecond))
 	for i := 1; i <= 3; i++ {
 		h.sent(t0.Add(time.Duration(i) * time.Second))
@@ -54,8 +56,8 @@ func TestPathHealthStatus(t *testing.T) {
 	if s = h.status(t0.Add(6*time.Second), timeout, false, ep); strings.Contains(s.Reason, "gossip") {
 		t.Fatalf("static peer's reason mentions gossip: %q", s.Reason)
 	}
-	// A late answer to probe 4 clears it.
-	h.answered(4, t0.Add(6*time.Second))
+	// A late answer to probe 5 clears it.
+	h.answered(5, t0.Add(6*time.Second))
 	if s = h.status(t0.Add(6*time.Second), timeout, true, ep); s.State != PathOK {
 		t.Fatalf("after an answer: %+v", s)
 	}

@@ -50,6 +50,7 @@ type EncryptionStatus struct {
 	KeyIDs  []int  `json:"key_ids,omitempty"`
 	Primary int    `json:"primary_key_id,omitempty"` // the key this node sends with
 	Session uint64 `json:"session,omitempty"`        // this run's session id (its start time in ns)
+	KeyFile string `json:"key_file,omitempty"`       // the --key-file the node started with
 }
 
 type TunStatus struct {
@@ -91,7 +92,7 @@ func (n *Node) Status() Status {
 	}
 	if c, ok := n.codec.(*encap.Sealed); ok {
 		ids, primary := c.KeyIDs()
-		s.Encryption = EncryptionStatus{Enabled: true, Cipher: encap.CipherName(c.Cipher()), Primary: int(primary), Session: c.Session()}
+		s.Encryption = EncryptionStatus{Enabled: true, Cipher: encap.CipherName(c.Cipher()), Primary: int(primary), Session: c.Session(), KeyFile: n.cfg.KeyFile}
 		for _, id := range ids {
 			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
 		}

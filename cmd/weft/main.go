@@ -18,6 +18,7 @@ const usage = `weft: a userspace overlay network you can read, run anywhere and 
 Usage:
   weft up [flags]        run this node in the foreground
   weft status [--json]   show the running node's state, peers and drop counters
+  weft doctor            check the running node and every peer's path; say what is wrong and how to fix it
   weft keygen [--out F]  make a new cluster key
   weft key list|add|use|remove   rotate the running node's cluster keys
   weft lease list        show the cluster's subnet leases
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeygen(ctx, rest, stdout, stderr)
 	case "key":
 		err = cmdKey(ctx, rest, stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, rest, stdout, stderr)
 	case "lab":
@@ -74,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2 // the flag package already said what is wrong
+	case errors.Is(err, errDoctor):
+		return 1 // doctor printed its findings
 	default:
 		fmt.Fprintf(stderr, "weft %s: %v\n", args[0], err)
 		return 1

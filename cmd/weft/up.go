@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -96,7 +97,10 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 		if err != nil {
 			return o, err
 		}
-		cfg.Keys = keys
+		cfg.Keys, cfg.KeyFile = keys, o.keyFile
+		if abs, err := filepath.Abs(o.keyFile); err == nil {
+			cfg.KeyFile = abs // weft doctor may run from another directory
+		}
 	}
 	return o, cfg.Validate()
 }
