@@ -50,9 +50,9 @@ type PathStatus struct {
 // pathHealth is what the node knows about one peer's data path. The prober
 // and the outside loop update it; status reads it.
 type pathHealth struct {
-	mu     sync.Mutex
-	next   uint64 // sequence number of the next probe
-	ring   [probeWindow]probeRecord
+	mu      sync.Mutex
+	next    uint64 // sequence number of the next probe
+	ring    [probeWindow]probeRecord
 	rtt     time.Duration
 	lastOK  time.Time
 	firstOK time.Time // probes sent before the first answer met a peer still starting: not loss
