@@ -42,6 +42,10 @@ func TestBadFlags(t *testing.T) {
 			{"advertise not on this host", "--advertise", []string{"--advertise", "192.168.77.99"}, ""},
 			{"unknown TUN driver", "--tun-driver", []string{"--tun-driver", "bogus"}, ""},
 			{"unknown flag", "-bogus", []string{"--bogus"}, ""},
+			{"unknown log format", "--log-format", []string{"--log-format", "xml"}, ""},
+			{"metrics address without port", "--metrics-addr", []string{"--metrics-addr", "127.0.0.1"}, ""},
+			{"metrics address not on this host", "--metrics-addr", []string{"--metrics-addr", "192.168.77.99:9586"}, ""},
+			{"probe interval too short", "--probe-interval", []string{"--probe-interval", "1ms"}, ""},
 			{"missing --insecure", "--insecure", nil, "--insecure"},
 		} {
 			args := slices.DeleteFunc(slices.Concat(good, c.args), func(s string) bool { return s == c.without })

@@ -134,3 +134,13 @@ func (m *Membership) Release(name string) error {
 	m.log.Info("lease released", "peer", name, "subnet", l.Subnet)
 	return nil
 }
+
+// HealthScore is memberlist's awareness score: 0 when this node keeps up
+// with the protocol, higher (up to 8) when it misses probes and acks, e.g.
+// because it is overloaded or its network drops gossip.
+func (m *Membership) HealthScore() int {
+	if m.ml == nil {
+		return 0
+	}
+	return m.ml.GetHealthScore()
+}

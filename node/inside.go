@@ -60,6 +60,8 @@ func (in *inside) run() error {
 			}
 			return err
 		}
+		n.io.tunReads.Add(1)
+		n.io.tunReadPackets.Add(uint64(count))
 		t := n.table.Load()
 		in.dgrams, in.eps, in.icmpOut = in.dgrams[:0], in.eps[:0], in.icmpOut[:0]
 		for i := range count {

@@ -34,6 +34,7 @@ type Transport interface {
 	WriteTo(b []byte, ep netip.AddrPort) error
 	BatchSize() int
 	Offloads() udp.Offloads
+	Stats() udp.Stats
 	Close() error
 }
 
@@ -52,6 +53,7 @@ type Node struct {
 
 	table     atomic.Pointer[table]
 	drops     drops
+	io        ioCounters
 	icmpLimit *rate.Limiter
 
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
@@ -240,6 +242,8 @@ func (n *Node) writeTUN(bufs [][]byte) {
 	n.tunWriteMu.Lock()
 	err := n.tun.Write(bufs, tunnel.WriteOffset)
 	n.tunWriteMu.Unlock()
+	n.io.tunWrites.Add(1)
+	n.io.tunWritePackets.Add(uint64(len(bufs)))
 	if err != nil && !errors.Is(err, tunnel.ErrClosed) {
 		n.drops.add(dropTunWriteError, uint64(len(bufs))) // some of the batch may have gone through
 	}

@@ -113,6 +113,7 @@ func (c *simConn) WriteTo(b []byte, ep netip.AddrPort) error {
 	return nil
 }
 
+func (c *simConn) Stats() udp.Stats       { return udp.Stats{} }
 func (c *simConn) BatchSize() int         { return 16 }
 func (c *simConn) Offloads() udp.Offloads { return udp.Offloads{Reason: "simulated"} }
 func (c *simConn) Close() error {

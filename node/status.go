@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,23 @@ type Status struct {
 	Drops         map[string]uint64 `json:"drops"`
 	Offloads      OffloadStatus     `json:"offloads"`
 	Encryption    EncryptionStatus  `json:"encryption"`
+	IO            IOStatus          `json:"io"`
+}
+
+// IOStatus counts the batched I/O calls and what they carried: packets per
+// call is how well batching works (see docs/performance.md).
+type IOStatus struct {
+	TunReads        uint64    `json:"tun_reads"`         // TUN reads that returned packets
+	TunReadPackets  uint64    `json:"tun_read_packets"`  // packets they returned (TSO superpackets split)
+	TunWrites       uint64    `json:"tun_writes"`        // TUN write batches
+	TunWritePackets uint64    `json:"tun_write_packets"` // packets in them, before GRO coalescing
+	UDP             udp.Stats `json:"udp"`
+}
+
+// ioCounters are the loops' I/O counters, bumped once per batch.
+type ioCounters struct {
+	tunReads, tunReadPackets   atomic.Uint64
+	tunWrites, tunWritePackets atomic.Uint64
 }
 
 // EncryptionStatus says how the data path is protected.
@@ -89,6 +107,11 @@ func (n *Node) Status() Status {
 		Peers:    make([]PeerStatus, 0, len(t.peers)),
 		Drops:    n.drops.snapshot(),
 		Offloads: OffloadStatus{Tun: n.tun.Offloads(), UDP: n.conn.Offloads()},
+		IO: IOStatus{
+			TunReads: n.io.tunReads.Load(), TunReadPackets: n.io.tunReadPackets.Load(),
+			TunWrites: n.io.tunWrites.Load(), TunWritePackets: n.io.tunWritePackets.Load(),
+			UDP: n.conn.Stats(),
+		},
 	}
 	if c, ok := n.codec.(*encap.Sealed); ok {
 		ids, primary := c.KeyIDs()

@@ -65,14 +65,14 @@ var ErrAddrInUse = errors.New("address already in use")
 
 // Stats are cumulative counters; compare two snapshots to measure batching.
 type Stats struct {
-	ReadCalls      uint64 // recvmmsg calls that returned messages
-	ReadMessages   uint64 // messages received; a GRO message holds several datagrams
-	ReadDatagrams  uint64 // datagrams handed to callers of Read
-	Oversize       uint64 // received datagrams dropped: larger than the caller's buffer
-	WriteCalls     uint64 // sendmmsg calls
-	WriteMessages  uint64 // messages sent; a GSO message holds several datagrams
-	WriteDatagrams uint64 // datagrams sent
-	WriteErrors    uint64 // datagrams not sent because of an error
+	ReadCalls      uint64 `json:"read_calls"`      // recvmmsg calls that returned messages
+	ReadMessages   uint64 `json:"read_messages"`   // messages received; a GRO message holds several datagrams
+	ReadDatagrams  uint64 `json:"read_datagrams"`  // datagrams handed to callers of Read
+	Oversize       uint64 `json:"oversize"`        // received datagrams dropped: larger than the caller's buffer
+	WriteCalls     uint64 `json:"write_calls"`     // sendmmsg calls
+	WriteMessages  uint64 `json:"write_messages"`  // messages sent; a GSO message holds several datagrams
+	WriteDatagrams uint64 `json:"write_datagrams"` // datagrams sent
+	WriteErrors    uint64 `json:"write_errors"`    // datagrams not sent because of an error
 }
 
 // batchConn is what ipv4.PacketConn and ipv6.PacketConn have in common; their

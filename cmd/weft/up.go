@@ -23,12 +23,14 @@ import (
 
 // upOptions is what `weft up`'s flags say.
 type upOptions struct {
-	node       node.Config
-	join       []string
-	gossipPort int
-	leaseTTL   time.Duration
-	keyFile    string
-	logLevel   slog.Level
+	node        node.Config
+	join        []string
+	gossipPort  int
+	leaseTTL    time.Duration
+	keyFile     string
+	logLevel    slog.Level
+	logFormat   string
+	metricsAddr string
 }
 
 func parseUp(args []string, stderr io.Writer) (upOptions, error) {
@@ -73,11 +75,21 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (instead of --key-file)")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often to probe each peer's data path (`duration`; 100ms to 1m)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics (default: off)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return o, err
 	}
 	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return o, fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return o, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return o, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9586: %v", o.metricsAddr, err)
+		}
 	}
 	if cfg.Name == "" {
 		cfg.Name = node.DefaultConfig().Name
@@ -117,7 +129,11 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 		// collection. A lower target keeps RSS near the buffers' size.
 		debug.SetGCPercent(20)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
+	if o.logFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})
+	}
+	log := slog.New(handler)
 	if o.node.Insecure {
 		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
@@ -143,6 +159,15 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 		handleLeases(n, m)
 		if !o.node.Insecure {
 			n.SetKeyHook(gossipKeys{m})
+		}
+	}
+	if o.metricsAddr != "" {
+		if err := serveMetrics(ctx, o.metricsAddr, n, m, log); err != nil {
+			n.Close()
+			if m != nil {
+				m.Close()
+			}
+			return err
 		}
 	}
 	err = n.Run(ctx, sources...)

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/node"
+)
+
+// serveMetrics serves Prometheus metrics of n (and m, if gossip runs) at
+// http://addr/metrics until ctx ends. It listens before returning, so a
+// taken or bad address fails the start.
+func serveMetrics(ctx context.Context, addr string, n *node.Node, m *membership.Membership, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		n.Collector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weft_build_info", Help: "The weft version running (value 1).",
+			ConstLabels: prometheus.Labels{"version": version},
+		}, func() float64 { return 1 }),
+	)
+	if m != nil {
+		reg.MustRegister(gossipCollector{m})
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return nil
+}
+
+// gossipCollector exports the membership's lease table, members and
+// rejected announcements.
+type gossipCollector struct{ m *membership.Membership }
+
+var (
+	leasesDesc   = prometheus.NewDesc("weft_leases", "Subnet leases in the cluster's lease table, this node's included.", nil, nil)
+	membersDesc  = prometheus.NewDesc("weft_gossip_members", "Other members this node knows, by state.", []string{"state"}, nil)
+	rejectedDesc = prometheus.NewDesc("weft_gossip_rejected_total", "Gossip announcements rejected, by reason.", []string{"reason"}, nil)
+	healthDesc   = prometheus.NewDesc("weft_gossip_health_score", "memberlist's awareness score: 0 is healthy, up to 8 when this node misses probes.", nil, nil)
+)
+
+func (g gossipCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(g, ch) }
+
+func (g gossipCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(len(g.m.Leases())))
+	states := map[string]float64{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, mb := range g.m.Members() {
+		states[mb.State]++
+	}
+	for st, v := range states {
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, v, st)
+	}
+	for reason, v := range g.m.Stats() {
+		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(v), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, float64(g.m.HealthScore()))
+}

@@ -1,0 +1,114 @@
+package node
+
+// Prometheus metrics, read from the same snapshot as `weft status` at scrape
+// time: the forwarding loops pay nothing for them. docs/metrics.md lists
+// them with example queries and alerts.
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type collector struct {
+	n *Node
+
+	peerRxPackets, peerRxBytes, peerTxPackets, peerTxBytes *prometheus.Desc
+	pathState, pathRTT, pathLoss                           *prometheus.Desc
+	peers, drops, offload, info                            *prometheus.Desc
+	tunReads, tunReadPackets, tunWrites, tunWritePackets   *prometheus.Desc
+	udpReads, udpReadMsgs, udpRx, udpWrites, udpWriteMsgs  *prometheus.Desc
+	udpTx, udpErrors                                       *prometheus.Desc
+}
+
+// Collector returns the node's metrics for a Prometheus registry.
+func (n *Node) Collector() prometheus.Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("weft_"+name, help, labels, nil)
+	}
+	return &collector{
+		n:               n,
+		peerRxPackets:   d("peer_received_packets_total", "Inner packets from the peer delivered into the TUN.", "peer"),
+		peerRxBytes:     d("peer_received_bytes_total", "Bytes of inner packets from the peer delivered into the TUN.", "peer"),
+		peerTxPackets:   d("peer_sent_packets_total", "Inner packets sent to the peer.", "peer"),
+		peerTxBytes:     d("peer_sent_bytes_total", "Bytes of inner packets sent to the peer.", "peer"),
+		pathState:       d("peer_path_state", "1 for the state the data path to the peer is in (ok, unreachable, unknown), from probes.", "peer", "state"),
+		pathRTT:         d("peer_path_rtt_seconds", "Round-trip time of the last answered probe to the peer.", "peer"),
+		pathLoss:        d("peer_path_loss_ratio", "Fraction of the last probes to the peer that went unanswered.", "peer"),
+		peers:           d("peers", "Peers known, by state (static, alive, suspect, dead, left).", "state"),
+		drops:           d("dropped_packets_total", "Packets and datagrams dropped, by reason (see weft status).", "reason"),
+		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
+		info:            d("node_info", "The node's name, subnet, TUN driver and cipher (value 1).", "name", "subnet", "tun_driver", "cipher"),
+		tunReads:        d("tun_read_calls_total", "TUN reads that returned packets."),
+		tunReadPackets:  d("tun_read_packets_total", "Packets TUN reads returned (TSO superpackets split)."),
+		tunWrites:       d("tun_write_calls_total", "Batches written into the TUN."),
+		tunWritePackets: d("tun_write_packets_total", "Packets written into the TUN, before GRO coalescing."),
+		udpReads:        d("udp_read_calls_total", "recvmmsg calls that returned datagrams."),
+		udpReadMsgs:     d("udp_read_messages_total", "Messages received (a GRO message holds several datagrams)."),
+		udpRx:           d("udp_received_datagrams_total", "Datagrams received."),
+		udpWrites:       d("udp_write_calls_total", "sendmmsg calls."),
+		udpWriteMsgs:    d("udp_write_messages_total", "Messages sent (a GSO message holds several datagrams)."),
+		udpTx:           d("udp_sent_datagrams_total", "Datagrams sent."),
+		udpErrors:       d("udp_send_errors_total", "Datagrams the socket refused to send."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.n.Status()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	states := map[string]float64{"static": 0, "alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, p := range s.Peers {
+		states[p.State]++
+		counter(c.peerRxPackets, p.RxPackets, p.Name)
+		counter(c.peerRxBytes, p.RxBytes, p.Name)
+		counter(c.peerTxPackets, p.TxPackets, p.Name)
+		counter(c.peerTxBytes, p.TxBytes, p.Name)
+		for _, st := range []string{PathOK, PathUnreachable, PathUnknown} {
+			gauge(c.pathState, b2f(p.Path.State == st), p.Name, st)
+		}
+		if p.Path.LastOK != nil {
+			gauge(c.pathRTT, p.Path.RTTMs/1000, p.Name)
+		}
+		gauge(c.pathLoss, p.Path.Loss, p.Name)
+	}
+	for st, v := range states {
+		gauge(c.peers, v, st)
+	}
+	for reason, v := range s.Drops {
+		counter(c.drops, v, reason)
+	}
+	o := s.Offloads
+	gauge(c.offload, b2f(o.Tun.TSO), "tun", "tso")
+	gauge(c.offload, b2f(o.Tun.GRO), "tun", "gro")
+	gauge(c.offload, b2f(o.UDP.GSO), "udp", "gso")
+	gauge(c.offload, b2f(o.UDP.GRO), "udp", "gro")
+	cipher := "none"
+	if s.Encryption.Enabled {
+		cipher = s.Encryption.Cipher
+	}
+	gauge(c.info, 1, s.Name, s.Subnet.String(), s.Tun.Driver, cipher)
+	io := s.IO
+	counter(c.tunReads, io.TunReads)
+	counter(c.tunReadPackets, io.TunReadPackets)
+	counter(c.tunWrites, io.TunWrites)
+	counter(c.tunWritePackets, io.TunWritePackets)
+	counter(c.udpReads, io.UDP.ReadCalls)
+	counter(c.udpReadMsgs, io.UDP.ReadMessages)
+	counter(c.udpRx, io.UDP.ReadDatagrams)
+	counter(c.udpWrites, io.UDP.WriteCalls)
+	counter(c.udpWriteMsgs, io.UDP.WriteMessages)
+	counter(c.udpTx, io.UDP.WriteDatagrams)
+	counter(c.udpErrors, io.UDP.WriteErrors)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
