@@ -7,10 +7,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -332,5 +335,58 @@ func ping(t *testing.T, a, b *lab.Weft, count int) {
 	t.Helper()
 	if err := a.Host.Ping(t.Context(), b.Addr, count); err != nil {
 		t.Fatalf("ping %s → %s (%s): %v", a.Name, b.Name, b.Addr, err)
+	}
+}
+
+// tcpTransfer streams total bytes of pseudo-random data from a to b's
+// overlay address over TCP and checks SHA-256 at both ends. Two minutes
+// bound it: a limit, not a speed requirement.
+func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
+	t.Helper()
+	dst := netip.AddrPortFrom(b.Addr, 5201)
+	deadline := time.Now().Add(2 * time.Minute)
+	ln := listenTCP(t, b.Host, dst)
+	ln.SetDeadline(deadline)
+
+	type result struct {
+		n   int64
+		sum []byte
+		err error
+	}
+	received := make(chan result, 1)
+	go func() {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			received <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(deadline)
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		received <- result{n, h.Sum(nil), err}
+	}()
+
+	c := dialTCP(t, a.Host, dst)
+	c.SetDeadline(deadline)
+	src := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for sent := int64(0); sent < total; sent += int64(len(buf)) {
+		src.Read(buf)
+		h.Write(buf)
+		if _, err := c.Write(buf); err != nil {
+			t.Fatalf("send after %d bytes: %v", sent, err)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-received // bounded by the deadline on both sockets
+	if r.err != nil {
+		t.Fatalf("receive: %v after %d bytes", r.err, r.n)
+	}
+	if r.n != total || !bytes.Equal(r.sum, h.Sum(nil)) {
+		t.Fatalf("received %d bytes sha256 %x; sent %d bytes sha256 %x", r.n, r.sum, total, h.Sum(nil))
 	}
 }

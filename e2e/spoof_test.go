@@ -79,7 +79,7 @@ func TestWireRefusals(t *testing.T) {
 			// once 36 bytes long, short below.
 			{"short garbage", "short", []byte("GET / HTTP/1.1\r\n\r\n")},
 			{"garbage", "bad_version", []byte("GET /index.html HTTP/1.1\r\nHost: weft.example\r\n\r\n")},
-			{"control message", "control", withByte(dgram, 1, 0x80)},
+			{"control message not weft's", "bad_protocol", withByte(dgram, 1, 0x80)}, // O bit, but IPv4 inside, not a probe
 			{"critical option", "critical_option", withByte(dgram, 1, 0x40)},
 			{"wrong VNI", "wrong_network", geneve(2, encap.ProtoIPv4, good)},
 			{"Ethernet payload", "bad_protocol", geneve(1, 0x6558, good)},

@@ -7,10 +7,7 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -144,52 +141,7 @@ func TestTCPTransfer(t *testing.T) {
 	forEachDriver(t, nil, func(t *testing.T, driver, tag string) {
 		_, nodes := weftLab(t, "tc"+tag, 2, driver)
 		a, b := nodes[0], nodes[1]
-		dst := netip.AddrPortFrom(b.Addr, 5201)
-		deadline := time.Now().Add(2 * time.Minute) // a bound, not a speed requirement
-		ln := listenTCP(t, b.Host, dst)
-		ln.SetDeadline(deadline)
-
-		type result struct {
-			n   int64
-			sum []byte
-			err error
-		}
-		received := make(chan result, 1)
-		go func() {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				received <- result{err: err}
-				return
-			}
-			defer c.Close()
-			c.SetDeadline(deadline)
-			h := sha256.New()
-			n, err := io.Copy(h, c)
-			received <- result{n, h.Sum(nil), err}
-		}()
-
-		c := dialTCP(t, a.Host, dst)
-		c.SetDeadline(deadline)
-		src := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
-		h := sha256.New()
-		buf := make([]byte, 256<<10)
-		for sent := 0; sent < total; sent += len(buf) {
-			src.Read(buf)
-			h.Write(buf)
-			if _, err := c.Write(buf); err != nil {
-				t.Fatalf("send after %d bytes: %v", sent, err)
-			}
-		}
-		if err := c.CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
-		r := <-received // bounded by the deadline on both sockets
-		if r.err != nil {
-			t.Fatalf("receive: %v after %d bytes", r.err, r.n)
-		}
-		if r.n != total || !bytes.Equal(r.sum, h.Sum(nil)) {
-			t.Fatalf("received %d bytes sha256 %x; sent %d bytes sha256 %x", r.n, r.sum, total, h.Sum(nil))
-		}
+		tcpTransfer(t, a, b, total)
 		if p := peer(t, status(t, a), b.Name); p.TxBytes < total {
 			t.Errorf("%s: tx_bytes to %s is %d after sending %d bytes", a.Name, b.Name, p.TxBytes, total)
 		}

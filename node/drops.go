@@ -10,6 +10,9 @@ import (
 // counters, never log lines. The names are part of weft status's output.
 type dropReason int
 
+// pass is the verdict of a packet that is not dropped.
+const pass dropReason = -1
+
 const (
 	// From the TUN (this node's own traffic).
 	dropNotOverlay    dropReason = iota // destination outside --network (multicast, IPv6 on a v4 overlay…)
@@ -59,15 +62,21 @@ type drops struct {
 
 func (d *drops) add(r dropReason, n uint64) { d.n[r].Add(n) }
 
-// addEncap counts an error returned by the codec.
-func (d *drops) addEncap(err error) {
+// addEncap counts an error returned by the codec and returns its reason.
+func (d *drops) addEncap(err error) dropReason {
+	r := encapReason(err)
+	d.n[r].Add(1)
+	return r
+}
+
+// encapReason is the drop reason of an error returned by the codec.
+func encapReason(err error) dropReason {
 	for i, e := range encap.Errors {
 		if e == err {
-			d.n[dropEncapBase+dropReason(i)].Add(1)
-			return
+			return dropEncapBase + dropReason(i)
 		}
 	}
-	d.n[dropDecodeError].Add(1)
+	return dropDecodeError
 }
 
 // snapshot returns every reason with its count (zeros included, so operators

@@ -84,28 +84,18 @@ func (in *inside) packet(t *table, buf []byte, off, size int) {
 	n := in.n
 	pkt := buf[off : off+size]
 	ip, ok := parseIP(pkt)
-	switch {
-	case !ok:
-		n.drops.add(dropTunMalformed, 1)
-		return
-	case !n.cfg.Network.Contains(ip.dst):
-		n.drops.add(dropNotOverlay, 1)
-		return
-	case !n.cfg.Subnet.Contains(ip.src):
-		n.drops.add(dropForeignSource, 1)
-		return
-	case n.cfg.Subnet.Contains(ip.dst):
-		n.drops.add(dropLocalDest, 1)
-		return
-	case size > n.mtu:
-		n.drops.add(dropTooBig, 1)
-		in.icmp(icmpTooBig, pkt, ip)
-		return
+	peer, verdict := in.route(t, ip, ok, size)
+	if n.trace.on() {
+		n.trace.packet(TraceOut, peer, pkt, ip, ok, verdict) // before sealing: the inner packet in clear
 	}
-	peer := t.lookup(ip.dst)
-	if peer == nil {
-		n.drops.add(dropNoRoute, 1)
-		in.icmp(icmpNoRoute, pkt, ip)
+	if verdict != pass {
+		n.drops.add(verdict, 1)
+		switch verdict {
+		case dropTooBig:
+			in.icmp(icmpTooBig, pkt, ip)
+		case dropNoRoute:
+			in.icmp(icmpNoRoute, pkt, ip)
+		}
 		return
 	}
 	dgram, err := n.codec.Seal(buf, off, size)
@@ -117,6 +107,28 @@ func (in *inside) packet(t *table, buf []byte, off, size int) {
 	peer.txBytes.Add(uint64(size))
 	in.dgrams = append(in.dgrams, dgram)
 	in.eps = append(in.eps, peer.Endpoint)
+}
+
+// route decides where a packet from the TUN goes: to a peer (pass), or why
+// it is dropped.
+func (in *inside) route(t *table, ip ipInfo, ok bool, size int) (*Peer, dropReason) {
+	n := in.n
+	switch {
+	case !ok:
+		return nil, dropTunMalformed
+	case !n.cfg.Network.Contains(ip.dst):
+		return nil, dropNotOverlay
+	case !n.cfg.Subnet.Contains(ip.src):
+		return nil, dropForeignSource
+	case n.cfg.Subnet.Contains(ip.dst):
+		return nil, dropLocalDest
+	case size > n.mtu:
+		return nil, dropTooBig
+	}
+	if peer := t.lookup(ip.dst); peer != nil {
+		return peer, pass
+	}
+	return nil, dropNoRoute
 }
 
 // icmp queues an ICMP error about pkt for the TUN, rate-limited.

@@ -54,6 +54,7 @@ type Node struct {
 	table     atomic.Pointer[table]
 	drops     drops
 	io        ioCounters
+	trace     tracer
 	icmpLimit *rate.Limiter
 
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)

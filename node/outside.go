@@ -78,30 +78,42 @@ func (o *outside) run() error {
 // queues its inner packet for the TUN.
 func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
 	n := o.n
+	dgram := buf[rxOffset : rxOffset+size]
 	peer := t.byEndpoint[ep]
 	if peer == nil {
 		n.drops.add(dropUnknownPeer, 1)
+		if n.trace.on() {
+			n.trace.datagram(nil, ep, size, dropUnknownPeer)
+		}
 		return
 	}
-	inner, err := n.codec.OpenFrom(buf[rxOffset:rxOffset+size], peer.rx)
+	inner, err := n.codec.OpenFrom(dgram, peer.rx)
 	if err == encap.ErrControl {
-		n.control(peer, buf[rxOffset:rxOffset+size], o.ctl)
+		n.control(peer, dgram, o.ctl)
 		return
 	}
 	if err != nil {
-		n.drops.addEncap(err)
+		r := n.drops.addEncap(err)
+		if n.trace.on() {
+			n.trace.datagram(peer, ep, size, r)
+		}
 		return
 	}
 	ip, ok := parseIP(inner)
+	verdict := pass
 	switch {
 	case !ok:
-		n.drops.addEncap(encap.ErrInner) // unreachable: Open checked the header
-		return
+		verdict = encapReason(encap.ErrInner) // unreachable: Open checked the header
 	case !peer.Subnet.Contains(ip.src):
-		n.drops.add(dropSpoofedSource, 1)
-		return
+		verdict = dropSpoofedSource
 	case !n.cfg.Subnet.Contains(ip.dst):
-		n.drops.add(dropNotOurSubnet, 1)
+		verdict = dropNotOurSubnet
+	}
+	if n.trace.on() {
+		n.trace.packet(TraceIn, peer, inner, ip, ok, verdict)
+	}
+	if verdict != pass {
+		n.drops.add(verdict, 1)
 		return
 	}
 	peer.rxPackets.Add(1)

@@ -43,6 +43,7 @@ type Status struct {
 	Offloads      OffloadStatus     `json:"offloads"`
 	Encryption    EncryptionStatus  `json:"encryption"`
 	IO            IOStatus          `json:"io"`
+	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
 }
 
 // IOStatus counts the batched I/O calls and what they carried: packets per
@@ -103,10 +104,11 @@ func (n *Node) Status() Status {
 		Name: n.cfg.Name, Address: n.cfg.Address(), Subnet: n.cfg.Subnet, Network: n.cfg.Network,
 		MTU: n.mtu, UptimeSeconds: time.Since(n.started).Round(time.Second).Seconds(),
 		Listen: n.cfg.Listen, Underlay: n.underlay,
-		Tun:      TunStatus{Name: n.tun.Name(), Driver: n.cfg.TunDriver},
-		Peers:    make([]PeerStatus, 0, len(t.peers)),
-		Drops:    n.drops.snapshot(),
-		Offloads: OffloadStatus{Tun: n.tun.Offloads(), UDP: n.conn.Offloads()},
+		Tun:          TunStatus{Name: n.tun.Name(), Driver: n.cfg.TunDriver},
+		Peers:        make([]PeerStatus, 0, len(t.peers)),
+		Drops:        n.drops.snapshot(),
+		Offloads:     OffloadStatus{Tun: n.tun.Offloads(), UDP: n.conn.Offloads()},
+		TraceReaders: n.trace.readers(),
 		IO: IOStatus{
 			TunReads: n.io.tunReads.Load(), TunReadPackets: n.io.tunReadPackets.Load(),
 			TunWrites: n.io.tunWrites.Load(), TunWritePackets: n.io.tunWritePackets.Load(),
@@ -170,6 +172,7 @@ func (n *Node) serveStatus(ctx context.Context) (*statusServer, error) {
 	n.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, n.Status())
 	})
+	n.mux.HandleFunc("GET /v1/trace", n.handleTrace)
 	srv := &http.Server{Handler: n.mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go srv.Serve(ln)
 	return &statusServer{srv: srv, path: path}, nil
@@ -200,6 +203,23 @@ func FetchStatus(ctx context.Context, runDir string) (*Status, error) {
 // into out (if not nil). An answer other than 2xx is an error carrying the
 // node's message ({"error": "…"}).
 func Call(ctx context.Context, runDir, method, path string, in, out any) error {
+	resp, err := do(ctx, runDir, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", filepath.Join(runDir, SocketFile), err)
+	}
+	return nil
+}
+
+// do sends a request to the control socket and returns a 2xx answer; any
+// other answer is an error with the node's message.
+func do(ctx context.Context, runDir, method, path string, in any) (*http.Response, error) {
 	sock := filepath.Join(runDir, SocketFile)
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -210,36 +230,41 @@ func Call(ctx context.Context, runDir, method, path string, in, out any) error {
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://weft"+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("no weft node is running with --run-dir %s (%s: %w)", runDir, sock, err)
+			return nil, fmt.Errorf("no weft node is running with --run-dir %s (%s: %w)", runDir, sock, err)
 		}
-		return fmt.Errorf("ask the node at %s: %w", sock, err)
+		return nil, fmt.Errorf("ask the node at %s: %w", sock, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var e struct{ Error string }
 		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return nil, errors.New(e.Error)
 		}
-		return fmt.Errorf("node at %s answered %s", sock, resp.Status)
+		return nil, fmt.Errorf("node at %s answered %s", sock, resp.Status)
 	}
-	if out == nil {
-		return nil
+	return resp, nil
+}
+
+// Stream opens a streaming GET of path on the control socket of the node
+// running with runDir and returns the body; the caller closes it (or ends
+// ctx) to stop.
+func Stream(ctx context.Context, runDir, path string) (io.ReadCloser, error) {
+	resp, err := do(ctx, runDir, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", sock, err)
-	}
-	return nil
+	return resp.Body, nil
 }
 
 // WriteError answers a control request with an error message Call returns.

@@ -19,6 +19,7 @@ Usage:
   weft up [flags]        run this node in the foreground
   weft status [--json]   show the running node's state, peers and drop counters
   weft doctor            check the running node and every peer's path; say what is wrong and how to fix it
+  weft trace [flags]     follow packets through the running node: one line each, with its fate (--pcap FILE)
   weft keygen [--out F]  make a new cluster key
   weft key list|add|use|remove   rotate the running node's cluster keys
   weft lease list        show the cluster's subnet leases
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKey(ctx, rest, stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(ctx, rest, stdout, stderr)
+	case "trace":
+		err = cmdTrace(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, rest, stdout, stderr)
 	case "lab":

@@ -48,6 +48,9 @@ func printStatus(w io.Writer, s *node.Status) {
 	} else {
 		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
 	}
+	if s.TraceReaders > 0 {
+		fmt.Fprintf(w, "trace     %d weft trace session(s) attached\n", s.TraceReaders)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tPATH\tRTT\tLOSS\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")

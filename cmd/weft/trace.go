@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/weftnet/weft/node"
+)
+
+// cmdTrace attaches to the running node and prints one line per inner
+// packet it handles, with its fate; --pcap also writes the packets to a
+// pcap file (raw IP) for Wireshark.
+func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("trace", stderr)
+	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node to trace")
+	peer := fs.String("peer", "", "only packets to or from the peer `name`")
+	host := fs.String("host", "", "only packets with this inner source or destination `IP`")
+	proto := fs.String("proto", "", "only this `protocol`: tcp, udp, icmp, icmpv6")
+	drops := fs.Bool("drops", false, "only dropped packets")
+	pcapFile := fs.String("pcap", "", "also write the inner packets to this pcap `file`")
+	count := fs.Int("count", 0, "stop after `n` packets (0: until interrupted)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"peer": *peer, "host": *host, "proto": *proto} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if *drops {
+		q.Set("drops", "1")
+	}
+	if _, err := node.ParseTraceFilter(q); err != nil {
+		return fmt.Errorf("--%w", err) // the filter's errors start with the flag's name
+	}
+	if *count < 0 {
+		return fmt.Errorf("--count %d: must not be negative", *count)
+	}
+	var pw *pcapgo.Writer
+	if *pcapFile != "" {
+		q.Set("packets", "1")
+		f, err := os.Create(*pcapFile)
+		if err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+		defer f.Close()
+		bw := bufio.NewWriter(f)
+		defer bw.Flush()
+		pw = pcapgo.NewWriter(bw)
+		if err := pw.WriteFileHeader(65536, layers.LinkTypeRaw); err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+	}
+
+	body, err := node.Stream(ctx, *runDir, "/v1/trace?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	fmt.Fprintln(stderr, "tracing; Ctrl-C to stop")
+	dec := json.NewDecoder(body)
+	for n := 0; *count == 0 || n < *count; {
+		var e node.TraceEvent
+		if err := dec.Decode(&e); err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted
+			}
+			return fmt.Errorf("trace stream: %w", err)
+		}
+		if e.Lost > 0 {
+			fmt.Fprintf(stderr, "(%d events lost so far: this reader is slower than the traffic; filter more)\n", e.Lost)
+			continue
+		}
+		fmt.Fprintln(stdout, formatEvent(&e))
+		if pw != nil && len(e.Packet) > 0 {
+			ci := gopacket.CaptureInfo{Timestamp: e.Time, CaptureLength: len(e.Packet), Length: len(e.Packet)}
+			if err := pw.WritePacket(ci, e.Packet); err != nil {
+				return fmt.Errorf("--pcap: %w", err)
+			}
+		}
+		n++
+	}
+	return nil
+}
+
+var protoNames = map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+// formatEvent is one trace line: time, direction, peer, protocol, inner
+// addresses, size and verdict.
+func formatEvent(e *node.TraceEvent) string {
+	peer := e.Peer
+	if peer == "" {
+		peer = "-"
+	}
+	what := "?"
+	switch {
+	case e.Src.IsValid():
+		p := protoNames[e.Proto]
+		if p == "" {
+			p = "proto " + strconv.Itoa(int(e.Proto))
+		}
+		src, dst := e.Src.String(), e.Dst.String()
+		if e.SrcPort != 0 || e.DstPort != 0 {
+			src += ":" + strconv.Itoa(int(e.SrcPort))
+			dst += ":" + strconv.Itoa(int(e.DstPort))
+		}
+		what = fmt.Sprintf("%s %s > %s", p, src, dst)
+	case e.From.IsValid():
+		what = "datagram from " + e.From.String()
+	}
+	verdict := e.Verdict
+	if e.Reason != "" {
+		verdict += " (" + e.Reason + ")"
+	}
+	return fmt.Sprintf("%s %-3s %-10s %s %dB %s", e.Time.Format("15:04:05.000000"), e.Dir, peer, what, e.Size, verdict)
+}
