@@ -54,7 +54,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	// 1: stale attachments.
 	recs, errs := st.list()
 	hostLocalDirs := map[string]bool{}
-	var current *Delegate // the newest delegate config of this network, for 2
+	var current *Delegate // a live attachment's delegate config, for 2
 	for _, r := range recs {
 		if r.Network != conf.Name {
 			continue
@@ -88,7 +88,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	}
 
 	// 2: forward GC. The delegate config is what ADD would build now, or
-	// failing a subnet file the newest saved one.
+	// failing a subnet file a live attachment's saved one.
 	d, err := p.gcDelegate(conf, current)
 	if err != nil {
 		errs = append(errs, err)
