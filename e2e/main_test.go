@@ -10,12 +10,12 @@ import (
 	"github.com/weftnet/weft/lab"
 )
 
-// weftBin is the weft binary TestMain built; empty when the tests cannot run
-// here (not root), in which case every test skips or fails in
-// testenv.Require before using it.
-var weftBin string
+// weftBin and weftCNIBin are the weft and weft-cni binaries TestMain built;
+// empty when the tests cannot run here (not root), in which case every test
+// skips or fails in testenv.Require before using them.
+var weftBin, weftCNIBin string
 
-// TestMain builds the weft binary once and closes every lab on SIGINT or
+// TestMain builds the binaries once and closes every lab on SIGINT or
 // SIGTERM, so an interrupted run leaves no namespaces behind.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -39,13 +39,15 @@ func run(m *testing.M) int {
 	})
 
 	if dir != "" {
-		weftBin = filepath.Join(dir, "weft")
+		weftBin, weftCNIBin = filepath.Join(dir, "weft"), filepath.Join(dir, "weft-cni")
 		// go test puts its toolchain's GOROOT/bin first in PATH, so this
 		// is the go that runs the tests.
-		build := exec.Command("go", "build", "-o", weftBin, "github.com/weftnet/weft/cmd/weft")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: build weft: %v\n%s", err, out)
-			return 1
+		for bin, pkg := range map[string]string{weftBin: "cmd/weft", weftCNIBin: "cmd/weft-cni"} {
+			build := exec.Command("go", "build", "-o", bin, "github.com/weftnet/weft/"+pkg)
+			if out, err := build.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", filepath.Base(bin), err, out)
+				return 1
+			}
 		}
 	}
 	return m.Run()

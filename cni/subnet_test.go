@@ -1,0 +1,97 @@
+package cni
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weftnet/weft/node"
+)
+
+func TestParseSubnetEnv(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     SubnetEnv
+		err      string // substring; "" means success
+	}{
+		{name: "agent's", in: testSubnetEnv, want: SubnetEnv{
+			Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24"), MTU: 1424}},
+		{name: "comments quotes unknown keys", in: "# weft\nWEFT_NETWORK=\"10.16.0.0/12\"\n\nWEFT_SUBNET = 10.17.3.0/24\nWEFT_IPMASQ=true\nWEFT_FUTURE=1\n",
+			want: SubnetEnv{Network: netip.MustParsePrefix("10.16.0.0/12"), Subnet: netip.MustParsePrefix("10.17.3.0/24"), IPMasq: true}},
+		{name: "host bits are masked", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.1/24\n",
+			want: SubnetEnv{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24")}},
+		{name: "no network", in: "WEFT_SUBNET=10.244.1.0/24\n", err: "no WEFT_NETWORK"},
+		{name: "no subnet", in: "WEFT_NETWORK=10.244.0.0/16\n", err: "no WEFT_SUBNET"},
+		{name: "empty", in: "", err: "no WEFT_NETWORK"},
+		{name: "outside", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.245.1.0/24\n", err: "not inside"},
+		{name: "as big as network", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.0.0/16\n", err: "not inside"},
+		{name: "no room", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/31\n", err: "no room"},
+		{name: "bad prefix", in: "WEFT_NETWORK=10.244.0.0\nWEFT_SUBNET=10.244.1.0/24\n", err: "line 1: WEFT_NETWORK"},
+		{name: "bad mtu", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=big\n", err: "line 3: WEFT_MTU"},
+		{name: "tiny mtu", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=20\n", err: "out of range"},
+		{name: "bad ipmasq", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_IPMASQ=maybe\n", err: "WEFT_IPMASQ"},
+		{name: "not key=value", in: "WEFT_NETWORK 10.244.0.0/16\n", err: "want KEY=VALUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseSubnetEnv([]byte(tt.in))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("want error containing %q, have %v", tt.err, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("have %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSubnetEnvGateway(t *testing.T) {
+	s := SubnetEnv{Subnet: netip.MustParsePrefix("10.244.7.0/24")}
+	if g := s.Gateway(); g != netip.MustParseAddr("10.244.7.1") {
+		t.Fatalf("gateway %s", g)
+	}
+}
+
+func TestReadSubnetEnvMissing(t *testing.T) {
+	_, err := ReadSubnetEnv(filepath.Join(t.TempDir(), "subnet.env"))
+	if !errors.Is(err, ErrNoAgent) {
+		t.Fatalf("want ErrNoAgent, have %v", err)
+	}
+}
+
+func FuzzParseSubnetEnv(f *testing.F) {
+	f.Add([]byte(testSubnetEnv))
+	f.Add([]byte("WEFT_NETWORK=fd00::/48\nWEFT_SUBNET=fd00:0:0:1::/64\n"))
+	f.Add([]byte("WEFT_NETWORK=10.0.0.0/8\nWEFT_SUBNET=10.0.0.0/30\nWEFT_MTU=68"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSubnetEnv(b)
+		if err != nil {
+			return
+		}
+		if !s.Network.Contains(s.Subnet.Addr()) || s.Subnet.Bits() <= s.Network.Bits() {
+			t.Fatalf("accepted %+v", s)
+		}
+		if g := s.Gateway(); !s.Subnet.Contains(g) {
+			t.Fatalf("gateway %s outside %s", g, s.Subnet)
+		}
+	})
+}
+
+// The plugin's defaults point where the agent writes, by default.
+func TestDefaultsMatchAgent(t *testing.T) {
+	if want := filepath.Join(node.DefaultConfig().RunDir, node.SubnetEnvFile); DefaultSubnetFile != want {
+		t.Fatalf("DefaultSubnetFile %s, the agent writes %s", DefaultSubnetFile, want)
+	}
+	c := &NetConf{SubnetFile: DefaultSubnetFile}
+	if want := filepath.Join(node.DefaultConfig().RunDir, node.SocketFile); c.SocketPath() != want {
+		t.Fatalf("socket %s, the agent listens on %s", c.SocketPath(), want)
+	}
+}
