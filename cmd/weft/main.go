@@ -20,6 +20,7 @@ Usage:
   weft status [--json]   show the running node's state, peers and drop counters
   weft doctor            check the running node and every peer's path; say what is wrong and how to fix it
   weft trace [flags]     follow packets through the running node: one line each, with its fate (--pcap FILE)
+  weft env [--format F]  print the node's subnet for Docker (--format docker), Podman (podman) or shells (env)
   weft keygen [--out F]  make a new cluster key
   weft key list|add|use|remove   rotate the running node's cluster keys
   weft lease list        show the cluster's subnet leases
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDoctor(ctx, rest, stdout, stderr)
 	case "trace":
 		err = cmdTrace(ctx, rest, stdout, stderr)
+	case "env":
+		err = cmdEnv(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, rest, stdout, stderr)
 	case "lab":

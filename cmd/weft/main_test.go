@@ -144,3 +144,35 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestEnv(t *testing.T) {
+	dir := t.TempDir()
+	env := "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.3.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"
+	if err := os.WriteFile(dir+"/subnet.env", []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string][]string{
+		"env":    {"WEFT_SUBNET=10.244.3.0/24\n", "WEFT_GATEWAY=10.244.3.1\n", "WEFT_MTU=1424\n"},
+		"docker": {`"bip": "10.244.3.1/24"`, `"mtu": 1424`, "--bip=10.244.3.1/24 --mtu=1424"},
+		"podman": {"podman network create --subnet 10.244.3.0/24 --gateway 10.244.3.1 --opt mtu=1424 weft\n"},
+		"json":   {`"gateway": "10.244.3.1"`},
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"env", "--run-dir", dir, "--format", format}, &out, &errb); code != 0 {
+			t.Fatalf("env --format %s: exit %d: %s", format, code, errb.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("env --format %s: no %q in\n%s", format, w, out.String())
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"env", "--run-dir", dir, "--format", "xml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--format") {
+		t.Errorf("bad --format: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"env", "--run-dir", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "weft up") {
+		t.Errorf("no subnet.env: exit %d, %q", code, errb.String())
+	}
+}
