@@ -4,8 +4,8 @@
 // operator would. It is the third tier of weft's tests (STYLE.md, point 14),
 // above the wire-format tests and the in-process simulated network.
 //
-// Every test runs once per TUN driver ("wireguard" and "water") and builds
-// its own lab, named we<pid mod 10000><test><driver>, so labs of different
+// Data-path tests run once per TUN driver ("wireguard" and "water"); every
+// test builds its own lab, named we<pid mod 10000><test><driver>, so labs of different
 // tests and test processes do not collide and a crashed run's leftovers are
 // recognisable (lab.Cleanup removes them). Nothing touches the root
 // namespace; all traffic stays inside the lab.
@@ -18,7 +18,12 @@
 //
 // The files follow the topics: traffic_test.go (ping, status, TCP, UDP, MTU,
 // unreachable destinations), spoof_test.go (what a node refuses from the wire
-// and from its own host), lifecycle_test.go (stop, crash, restart, a second
-// weft) and flags_test.go (bad command lines); helpers_test.go is the shared
-// harness.
+// and from its own host), security_test.go (sealed refusals, replays, the
+// wrong key), flood_test.go (a bounded flood), keys_test.go (key rotation on
+// running nodes), membership_test.go (gossip, leases, partitions),
+// path_test.go (path probes, weft doctor), trace_test.go (weft trace, pcap, a
+// stalled reader), metrics_test.go (Prometheus), cni_test.go (weft-cni with
+// cnitool and the reference plugins; harness in cni_lab_test.go),
+// lifecycle_test.go (stop, crash, restart, a second weft) and flags_test.go
+// (bad command lines); helpers_test.go is the shared harness.
 package e2e
