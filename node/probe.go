@@ -56,6 +56,8 @@ type pathHealth struct {
 	rtt     time.Duration
 	lastOK  time.Time
 	firstOK time.Time // probes sent before the first answer met a peer still starting: not loss
+
+	logged string // the state last logged; the prober's own
 }
 
 type probeRecord struct {
@@ -151,9 +153,11 @@ func (n *Node) probe(ctx context.Context) {
 	tick := time.NewTicker(n.cfg.ProbeInterval)
 	defer tick.Stop()
 	for {
+		now := time.Now()
 		for _, p := range n.table.Load().peers {
 			if routable(p.State) {
-				n.sendProbe(buf, probeRequest, p.path.sent(time.Now()), p.Endpoint)
+				n.logPath(p, now)
+				n.sendProbe(buf, probeRequest, p.path.sent(now), p.Endpoint)
 			}
 		}
 		select {
@@ -162,6 +166,22 @@ func (n *Node) probe(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// logPath logs a change of p's path state: once when it first works, and
+// each time it becomes unreachable or works again.
+func (n *Node) logPath(p *Peer, now time.Time) {
+	st := p.path.status(now, n.probeTimeout(), p.State != "static", p.Endpoint)
+	if st.State == p.path.logged || st.State == PathUnknown {
+		return
+	}
+	switch st.State {
+	case PathOK:
+		n.log.Info("data path to peer works", "peer", p.Name, "endpoint", p.Endpoint, "rtt_ms", st.RTTMs)
+	case PathUnreachable:
+		n.log.Warn("data path to peer unreachable", "peer", p.Name, "endpoint", p.Endpoint, "reason", st.Reason)
+	}
+	p.path.logged = st.State
 }
 
 // sendProbe seals a probe message of kind into buf and sends it to ep.
