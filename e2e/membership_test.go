@@ -224,3 +224,14 @@ func TestGossipPartitionHeals(t *testing.T) {
 	ping(t, h1, h2, 1)
 	ping(t, h2, h1, 1)
 }
+
+// A node without gossip has no leases, and `weft lease` says so.
+func TestLeaseWithoutGossip(t *testing.T) {
+	_, nodes := weftLab(t, "lg", 1, "")
+	for _, args := range [][]string{{"list"}, {"release", "h2"}} {
+		r := runWeft(t, nodes[0].Host, append([]string{"lease"}, append(args, "--run-dir", nodes[0].RunDir)...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "without gossip") {
+			t.Errorf("weft lease %v on a static node: exit %d, %q", args, r.code, r.stderr)
+		}
+	}
+}

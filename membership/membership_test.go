@@ -61,6 +61,19 @@ func TestFiveMembers(t *testing.T) {
 	if seed.subnet != netip.MustParsePrefix("10.244.1.0/24") {
 		t.Errorf("first node got %s, want the first subnet after the network's own, 10.244.1.0/24", seed.subnet)
 	}
+	// LastHeard keeps moving with gossip probes, with no new peer set.
+	other := all[1].cfg.Name
+	first, ok := seed.m.LastHeard(other)
+	if !ok {
+		t.Fatalf("LastHeard(%s): unknown member", other)
+	}
+	waitFor(t, 15*time.Second, "the seed hearing from "+other+" again", func() bool {
+		t, _ := seed.m.LastHeard(other)
+		return t.After(first)
+	})
+	if _, ok := seed.m.LastHeard("nobody"); ok {
+		t.Error("LastHeard of no member succeeded")
+	}
 	t.Logf("subnets: %v", subnets)
 }
 

@@ -144,3 +144,15 @@ func (m *Membership) HealthScore() int {
 	}
 	return m.ml.GetHealthScore()
 }
+
+// LastHeard returns when this node last heard from the member name directly
+// (an event about it or an answered probe): node.HeardReporter.
+func (m *Membership) LastHeard(name string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb, ok := m.members[name]
+	if !ok {
+		return time.Time{}, false
+	}
+	return mb.heard, true
+}

@@ -16,7 +16,7 @@ type collector struct {
 	peers, drops, offload, info                            *prometheus.Desc
 	tunReads, tunReadPackets, tunWrites, tunWritePackets   *prometheus.Desc
 	udpReads, udpReadMsgs, udpRx, udpWrites, udpWriteMsgs  *prometheus.Desc
-	udpTx, udpErrors                                       *prometheus.Desc
+	udpTx, udpErrors, udpOversize                          *prometheus.Desc
 }
 
 // Collector returns the node's metrics for a Prometheus registry.
@@ -48,6 +48,7 @@ func (n *Node) Collector() prometheus.Collector {
 		udpWriteMsgs:    d("udp_write_messages_total", "Messages sent (a GSO message holds several datagrams)."),
 		udpTx:           d("udp_sent_datagrams_total", "Datagrams sent."),
 		udpErrors:       d("udp_send_errors_total", "Datagrams the socket refused to send."),
+		udpOversize:     d("udp_oversize_datagrams_total", "Received datagrams dropped for being larger than a receive buffer."),
 	}
 }
 
@@ -104,6 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.udpWriteMsgs, io.UDP.WriteMessages)
 	counter(c.udpTx, io.UDP.WriteDatagrams)
 	counter(c.udpErrors, io.UDP.WriteErrors)
+	counter(c.udpOversize, io.UDP.Oversize)
 }
 
 func b2f(b bool) float64 {

@@ -66,6 +66,7 @@ type Node struct {
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
 
+	heard   []HeardReporter // set by Run before status is served
 	keyHook KeyHook
 	keyMu   sync.Mutex      // serialises key changes
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
@@ -161,6 +162,11 @@ func (n *Node) Run(ctx context.Context, sources ...PeerSource) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	for _, src := range sources {
+		if r, ok := src.(HeardReporter); ok {
+			n.heard = append(n.heard, r)
+		}
+	}
 	srv, err := n.serveStatus(ctx)
 	if err != nil {
 		n.Close()

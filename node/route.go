@@ -20,7 +20,14 @@ type PeerInfo struct {
 	Subnet   netip.Prefix
 	Endpoint netip.AddrPort // underlay address and UDP port
 	State    string         // "static" for --peer; gossip: alive, suspect (dead and left peers are not routed)
-	LastSeen time.Time      // when gossip last heard from the peer; zero for static peers
+	LastSeen time.Time      // when gossip last heard from the peer, as of this peer set; zero for static peers
+}
+
+// HeardReporter is a peer source that hears from its peers (gossip). Status
+// asks it when each peer was last heard: that changes with every gossip
+// probe, too often to send a new peer set each time.
+type HeardReporter interface {
+	LastHeard(name string) (time.Time, bool)
 }
 
 // PeerSource feeds the routing table: static --peer flags now, gossip later.

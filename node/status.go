@@ -135,7 +135,13 @@ func (n *Node) Status() Status {
 			Path: path,
 		})
 		if !p.LastSeen.IsZero() {
-			s.Peers[len(s.Peers)-1].LastSeen = &p.LastSeen
+			last := p.LastSeen
+			for _, r := range n.heard {
+				if t, ok := r.LastHeard(p.Name); ok && t.After(last) {
+					last = t
+				}
+			}
+			s.Peers[len(s.Peers)-1].LastSeen = &last
 		}
 	}
 	return s

@@ -13,5 +13,12 @@ func (c *Conn) WriteTo(b []byte, ep netip.AddrPort) error {
 		return fmt.Errorf("udp: cannot send to %v from %v", ep, c.local)
 	}
 	_, err := c.uc.WriteToUDPAddrPort(b, ep)
-	return err
+	c.stats.writeCalls.Add(1)
+	if err != nil {
+		c.stats.writeErrors.Add(1)
+		return err
+	}
+	c.stats.writeMessages.Add(1)
+	c.stats.writeDatagrams.Add(1)
+	return nil
 }

@@ -13,8 +13,21 @@ import (
 	"github.com/weftnet/weft/node"
 )
 
-// handleLeases puts the lease table on the node's control socket.
+// errNoGossip answers lease requests to a node without gossip.
+var errNoGossip = errors.New("this node runs without gossip (--gossip-port 0): it has static subnets, not leases")
+
+// handleLeases puts the lease table on the node's control socket; m is nil
+// without gossip.
 func handleLeases(n *node.Node, m *membership.Membership) {
+	if m == nil {
+		n.Handle("/v1/leases/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			node.WriteError(w, http.StatusConflict, errNoGossip)
+		}))
+		n.Handle("/v1/leases", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			node.WriteError(w, http.StatusConflict, errNoGossip)
+		}))
+		return
+	}
 	n.Handle("GET /v1/leases", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		node.WriteJSON(w, http.StatusOK, m.Leases())
 	}))

@@ -155,8 +155,8 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return err
 	}
+	handleLeases(n, m)
 	if m != nil {
-		handleLeases(n, m)
 		if !o.node.Insecure {
 			n.SetKeyHook(gossipKeys{m})
 		}
