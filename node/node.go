@@ -146,6 +146,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		n.secrets[encap.KeyID(k)] = k
 	}
 	n.handleKeys()
+	n.handleDebug()
 	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil
