@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -109,20 +110,29 @@ func TestTableKeepsCounters(t *testing.T) {
 	}
 }
 
+// benchPeers returns n peers with /24s of 10.0.0.0/8.
+func benchPeers(n int) []PeerInfo {
+	var peers []PeerInfo
+	for i := 1; i <= n; i++ {
+		peers = append(peers, PeerInfo{
+			Name:     fmt.Sprint("n", i),
+			Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
+			Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),
+		})
+	}
+	return peers
+}
+
+var (
+	benchNetwork = netip.MustParsePrefix("10.0.0.0/8")
+	benchOwn     = netip.MustParsePrefix("10.255.255.0/24")
+)
+
 // BenchmarkLookup measures the route lookup per packet against table size.
 func BenchmarkLookup(b *testing.B) {
 	for _, n := range []int{10, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
-			network := netip.MustParsePrefix("10.0.0.0/8")
-			var peers []PeerInfo
-			for i := 1; i <= n; i++ {
-				peers = append(peers, PeerInfo{
-					Name:     fmt.Sprint("n", i),
-					Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
-					Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),
-				})
-			}
-			tb, errs := buildTable(peers, network, netip.MustParsePrefix("10.255.255.0/24"), plain, nil)
+			tb, errs := buildTable(benchPeers(n), benchNetwork, benchOwn, plain, nil)
 			if errs != nil {
 				b.Fatal(errs)
 			}
@@ -144,5 +154,36 @@ func TestDropNamesUnique(t *testing.T) {
 			t.Fatalf("drop reason %q empty or listed twice", n)
 		}
 		seen[n] = true
+	}
+}
+
+// BenchmarkPeerMemory reports the heap a routing table holds per peer, with
+// the sealed codec's receive state (replay window, session keys once
+// derived) included: what each cluster member costs every node.
+func BenchmarkPeerMemory(b *testing.B) {
+	key, _ := encap.GenerateKey()
+	codec, err := encap.NewSealed(encap.SealedConfig{VNI: 1, Name: "self", Keys: [][]byte{key}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
+			peers := benchPeers(n)
+			var perPeer float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				tb, errs := buildTable(peers, benchNetwork, benchOwn, codec, nil)
+				if errs != nil {
+					b.Fatal(errs)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perPeer = float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+				runtime.KeepAlive(tb)
+			}
+			b.ReportMetric(perPeer, "B/peer")
+		})
 	}
 }
