@@ -146,6 +146,15 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		printStatus(stdout, s)
 	}
+	first := nodes[0]
+	step("weft doctor on %s", first.Name)
+	out, err := first.Host.Run(ctx, self, "doctor", "--run-dir", first.RunDir)
+	for line := range strings.Lines(out) {
+		fmt.Fprintf(stdout, "    %s", line)
+	}
+	if err != nil {
+		return fmt.Errorf("weft doctor on %s found problems: %w", first.Name, err)
+	}
 
 	step("stopping weft (SIGTERM) and checking it cleaned up")
 	var errs []error
