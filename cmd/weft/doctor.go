@@ -111,8 +111,8 @@ func checkTun(f *findings, s *node.Status) {
 	}
 	var missing []string
 	for _, p := range s.Peers {
-		if p.Path.State == node.PathUnknown && strings.HasPrefix(p.Path.Reason, "not probed") {
-			continue // dead or left: not routed
+		if p.State == "dead" || p.State == "left" {
+			continue // not routed
 		}
 		routes, err := netlink.RouteGet(p.Subnet.Addr().AsSlice())
 		if err != nil || len(routes) == 0 || routes[0].LinkIndex != a.Index {
