@@ -20,12 +20,11 @@ var errNoGossip = errors.New("this node runs without gossip (--gossip-port 0): i
 // without gossip.
 func handleLeases(n *node.Node, m *membership.Membership) {
 	if m == nil {
-		n.Handle("/v1/leases/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noGossip := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			node.WriteError(w, http.StatusConflict, errNoGossip)
-		}))
-		n.Handle("/v1/leases", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			node.WriteError(w, http.StatusConflict, errNoGossip)
-		}))
+		})
+		n.Handle("/v1/leases", noGossip)
+		n.Handle("/v1/leases/", noGossip)
 		return
 	}
 	n.Handle("GET /v1/leases", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
