@@ -22,6 +22,7 @@ const (
 	dropTooBig                          // larger than the TUN MTU
 	dropTunMalformed                    // not a parseable IP packet
 	dropSendError                       // the UDP socket refused the batch
+	dropTunReadError                    // a TUN read failed (its packets are lost)
 	// From the wire.
 	dropUnknownPeer   // datagram from an endpoint that is no peer
 	dropSpoofedSource // inner source outside the sending peer's subnet
@@ -42,6 +43,7 @@ var dropNames = func() []string {
 		dropTooBig:        "too_big",
 		dropTunMalformed:  "tun_malformed",
 		dropSendError:     "send_error",
+		dropTunReadError:  "tun_read_error",
 		dropUnknownPeer:   "unknown_peer",
 		dropSpoofedSource: "spoofed_source",
 		dropNotOurSubnet:  "not_our_subnet",

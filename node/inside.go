@@ -12,6 +12,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/weftnet/weft/tunnel"
@@ -48,34 +49,55 @@ func newInside(n *Node) *inside {
 	return in
 }
 
-// run forwards until the TUN is closed; other read errors end it too.
+// maxReadErrors ends the loop after that many failed TUN reads in a row:
+// one malformed superpacket is counted and skipped, a device that only fails
+// is reported rather than spun on.
+const maxReadErrors = 1000
+
+// run forwards until the TUN is closed or keeps failing.
 func (in *inside) run() error {
 	n := in.n
 	off := n.codec.Headroom()
+	failed := 0
 	for {
 		count, err := n.tun.Read(in.bufs, in.sizes, off)
-		if err != nil {
-			if errors.Is(err, tunnel.ErrClosed) {
-				return nil
-			}
-			return err
+		if count > 0 {
+			failed = 0
+			in.forward(count, off)
 		}
-		n.io.tunReads.Add(1)
-		n.io.tunReadPackets.Add(uint64(count))
-		t := n.table.Load()
-		in.dgrams, in.eps, in.icmpOut = in.dgrams[:0], in.eps[:0], in.icmpOut[:0]
-		for i := range count {
-			in.packet(t, in.bufs[i], off, in.sizes[i])
+		if err == nil {
+			continue
 		}
-		if len(in.dgrams) > 0 {
-			if err := n.conn.Write(in.dgrams, in.eps); err != nil {
-				n.drops.add(dropSendError, uint64(len(in.dgrams)))
-				n.warnSend(err)
-			}
+		if errors.Is(err, tunnel.ErrClosed) {
+			return nil
 		}
-		if len(in.icmpOut) > 0 {
-			n.writeTUN(in.icmpOut)
+		if failed++; failed >= maxReadErrors {
+			return fmt.Errorf("%d TUN reads failed in a row, last: %w", failed, err)
 		}
+		// What the failed read held is lost; the device is fine.
+		n.drops.add(dropTunReadError, 1)
+		n.warnLimited(n.readWarn, "TUN read failed", err)
+	}
+}
+
+// forward sends the count packets just read, each at in.bufs[i][off:].
+func (in *inside) forward(count, off int) {
+	n := in.n
+	n.io.tunReads.Add(1)
+	n.io.tunReadPackets.Add(uint64(count))
+	t := n.table.Load()
+	in.dgrams, in.eps, in.icmpOut = in.dgrams[:0], in.eps[:0], in.icmpOut[:0]
+	for i := range count {
+		in.packet(t, in.bufs[i], off, in.sizes[i])
+	}
+	if len(in.dgrams) > 0 {
+		if err := n.conn.Write(in.dgrams, in.eps); err != nil {
+			n.drops.add(dropSendError, uint64(len(in.dgrams)))
+			n.warnLimited(n.sendWarn, "UDP send failed", err)
+		}
+	}
+	if len(in.icmpOut) > 0 {
+		n.writeTUN(in.icmpOut)
 	}
 }
 

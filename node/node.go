@@ -60,6 +60,7 @@ type Node struct {
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
+	readWarn *rate.Limiter // the same for TUN read errors
 
 	mux *http.ServeMux // the control socket's endpoints
 
@@ -138,6 +139,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
+		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
 		secrets:   make(map[byte][]byte),
@@ -257,8 +259,10 @@ func (n *Node) writeTUN(bufs [][]byte) {
 	}
 }
 
-func (n *Node) warnSend(err error) {
-	if n.sendWarn.Allow() {
-		n.log.Warn("UDP send failed (further failures this minute are only counted)", "err", err)
+// warnLimited logs an I/O failure of the forwarding loops at most as often
+// as l allows; the drop counters count every one.
+func (n *Node) warnLimited(l *rate.Limiter, msg string, err error) {
+	if l.Allow() {
+		n.log.Warn(msg+" (further failures this minute are only counted)", "err", err)
 	}
 }

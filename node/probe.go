@@ -196,7 +196,7 @@ func (n *Node) sendProbe(buf []byte, kind byte, seq uint64, ep netip.AddrPort) {
 		err = n.conn.WriteTo(d, ep)
 	}
 	if err != nil {
-		n.warnSend(fmt.Errorf("path probe to %s: %w", ep, err))
+		n.warnLimited(n.sendWarn, "UDP send failed", fmt.Errorf("path probe to %s: %w", ep, err))
 	}
 }
 

@@ -288,6 +288,73 @@ func TestSuperpacketIsSplit(t *testing.T) {
 	})
 }
 
+// TestQueuedPacketsComeInOneRead queues small packets before anyone reads:
+// the wireguard driver must hand them all out in one Read (so they leave in
+// one send), where its library returns one per read().
+func TestQueuedPacketsComeInOneRead(t *testing.T) {
+	testenv.Require(t)
+	const queued = 20
+	dev := openDevice(t, deviceConfig(tunnel.DriverWireguard))
+	if dev.BatchSize() < 2*queued {
+		t.Fatalf("BatchSize %d, want room for two library batches", dev.BatchSize())
+	}
+	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(remoteDst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	for i := range queued {
+		if _, err := conn.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startReader(t, dev, 0)
+	for i := range queued {
+		u, p := r.next(t, remoteDst)
+		if len(u.payload) != 1 || u.payload[0] != byte(i) {
+			t.Fatalf("packet %d: payload %v, want [%d] (order kept)", i, u.payload, i)
+		}
+		if p.batch != queued {
+			t.Fatalf("packet %d came from a Read returning %d packets, want all %d queued", i, p.batch, queued)
+		}
+	}
+}
+
+// TestReadAllocatesNothing: the inside loop reads every packet through
+// Read, polls included, so it must not allocate.
+func TestReadAllocatesNothing(t *testing.T) {
+	testenv.Require(t)
+	dev := openDevice(t, deviceConfig(tunnel.DriverWireguard))
+	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(remoteDst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	bufs := make([][]byte, dev.BatchSize())
+	for i := range bufs {
+		bufs[i] = make([]byte, 65535)
+	}
+	sizes := make([]int, len(bufs))
+	payload := []byte("x")
+	read := 0
+	allocs := testing.AllocsPerRun(200, func() {
+		for range 3 {
+			conn.Write(payload)
+		}
+		for got := 0; got < 3; {
+			n, err := dev.Read(bufs, sizes, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+			read += n
+		}
+	})
+	if read == 0 || allocs > 0 {
+		t.Errorf("Read: %v allocations per run of 3 packets (%d read), want 0", allocs, read)
+	}
+}
+
 func TestWrittenPacketReachesKernel(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		dev := openDevice(t, deviceConfig(driver))

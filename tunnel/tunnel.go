@@ -56,9 +56,11 @@ type Device interface {
 	// len(bufs) packets. Packet i is placed at bufs[i][offset:offset+sizes[i]].
 	// Every buffer must hold offset+MTU bytes at least; with TSO one read may
 	// return up to BatchSize packets split from one superpacket.
-	// len(bufs) must be BatchSize() and len(sizes) >= len(bufs).
-	// It returns ErrClosed after Close. Any other error concerns one read (a
-	// malformed superpacket, a short buffer): count it and read again.
+	// len(bufs) must be BatchSize() and len(sizes) >= len(bufs). Like
+	// io.Reader, it may return n > 0 packets together with an error about
+	// a later read: handle the packets first. It returns ErrClosed after
+	// Close. Any other error concerns one read (a malformed superpacket, a
+	// short buffer): count it and read again.
 	// The packets are the caller's; the device keeps no reference to bufs.
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 

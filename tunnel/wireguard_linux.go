@@ -17,6 +17,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -30,6 +31,10 @@ const tunTCPOffloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
 // falls back to a device without the virtio-net header.
 var errOffloadRefused = errors.New("kernel refused TUN offloads (TUNSETOFFLOAD)")
 
+// readsPerCall sizes a Read's buffers: a second library batch, so that one
+// Read can take the small packets queued behind the first (see Read).
+const readsPerCall = 2
+
 type wireguardDevice struct {
 	dev      wgtun.Device
 	name     string
@@ -40,16 +45,23 @@ type wireguardDevice struct {
 	closeOnce sync.Once
 
 	nonEmpty [][]byte // owned by the writer: Write's batch minus empty packets
+
+	// Owned by the reader: a poll of the TUN fd between library reads.
+	libBatch int             // the library's batch: the buffers one of its reads may fill
+	raw      syscall.RawConn // the TUN file, to poll its fd while it stays open
+	pollFd   [1]unix.PollFd
+	pollFn   func(fd uintptr) // d.poll, bound once so polling allocates nothing
+	ready    bool
 }
 
 var _ Device = (*wireguardDevice)(nil)
 
 func openWireguard(name string, mtu int) (Device, error) {
-	dev, err := createWireguardTUN(name, mtu, true)
+	dev, raw, err := createWireguardTUN(name, mtu, true)
 	var refused error
 	if errors.Is(err, errOffloadRefused) {
 		refused = err
-		dev, err = createWireguardTUN(name, mtu, false)
+		dev, raw, err = createWireguardTUN(name, mtu, false)
 	}
 	if err != nil {
 		return nil, err
@@ -59,21 +71,25 @@ func openWireguard(name string, mtu int) (Device, error) {
 		name:     name,
 		mtu:      mtu,
 		offloads: wireguardOffloads(dev.BatchSize(), refused),
+		libBatch: dev.BatchSize(),
+		raw:      raw,
 	}
+	d.pollFn = d.poll
 	go drainEvents(dev.Events())
 	return d, nil
 }
 
-// createWireguardTUN creates the device; on error nothing is left open.
-func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, error) {
+// createWireguardTUN creates the device, returning with it the raw TUN file
+// for polling; on error nothing is left open.
+func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, syscall.RawConn, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+		return nil, nil, fmt.Errorf("open /dev/net/tun: %w", err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, nil, err
 	}
 	flags := unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL
 	if vnetHdr {
@@ -82,31 +98,36 @@ func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, error
 	ifr.SetUint16(uint16(flags))
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETIFF: %w", err)
+		return nil, nil, fmt.Errorf("TUNSETIFF: %w", err)
 	}
 	if vnetHdr {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunTCPOffloads); err != nil {
 			unix.Close(fd) // the non-persistent link goes with it
-			return nil, fmt.Errorf("%w: %w", errOffloadRefused, err)
+			return nil, nil, fmt.Errorf("%w: %w", errOffloadRefused, err)
 		}
 	}
 	// Non-blocking before os.NewFile, so the file joins Go's poller and
 	// Close unblocks a pending Read.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, nil, err
 	}
 	file := os.NewFile(uintptr(fd), "/dev/net/tun")
 	// The library sets the MTU with an ioctl too; Open then sets it again
 	// over netlink. Validate keeps mtu inside the TUN driver's range, which
 	// matters: if this ioctl failed, the library's listener goroutines
 	// would outlive the error.
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, nil, err
+	}
 	dev, err := wgtun.CreateTUNFromFile(file, mtu)
 	if err != nil {
 		file.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return dev, nil
+	return dev, raw, nil
 }
 
 // wireguardOffloads derives Offloads: the library turns the virtio-net header
@@ -130,14 +151,46 @@ func drainEvents(events <-chan wgtun.Event) {
 	}
 }
 
+// Read chains library reads while the kernel has more packets queued and a
+// whole library batch of buffers is left: the library returns a small packet
+// alone per read(), and without this each one would leave in a send of its
+// own. A poll of the fd tells "queued" from "would block" without blocking.
 func (d *wireguardDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.dev.Read(bufs, sizes, offset)
+	n, err := d.read(bufs, sizes, offset)
+	for err == nil && len(bufs)-n >= d.libBatch && d.readable() {
+		var m int
+		m, err = d.read(bufs[n:], sizes[n:], offset)
+		n += m
+	}
+	return n, err
+}
+
+// read is one library read into at most libBatch buffers.
+func (d *wireguardDevice) read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.dev.Read(bufs[:min(len(bufs), d.libBatch)], sizes, offset)
 	// After Close the library may also report its netlink listener's
 	// shutdown: any error then is ErrClosed.
 	if err != nil && (d.closed.Load() || isClosedErr(err)) {
-		return 0, ErrClosed
+		return n, ErrClosed
 	}
 	return n, err
+}
+
+// readable reports whether a read would return at once. Control holds the
+// file open during the poll, so a concurrent Close cannot hand the fd number
+// to another file in between.
+func (d *wireguardDevice) readable() bool {
+	d.ready = false
+	if err := d.raw.Control(d.pollFn); err != nil {
+		return false
+	}
+	return d.ready
+}
+
+func (d *wireguardDevice) poll(fd uintptr) {
+	d.pollFd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	n, err := unix.Poll(d.pollFd[:], 0)
+	d.ready = err == nil && n > 0 && d.pollFd[0].Revents&unix.POLLIN != 0
 }
 
 func (d *wireguardDevice) Write(bufs [][]byte, offset int) error {
@@ -187,7 +240,8 @@ func (d *wireguardDevice) skipEmpty(bufs [][]byte, offset int) ([][]byte, error)
 	return d.nonEmpty, errors.Join(errs...)
 }
 
-func (d *wireguardDevice) BatchSize() int     { return d.dev.BatchSize() }
+// BatchSize allows readsPerCall library reads per Read.
+func (d *wireguardDevice) BatchSize() int     { return readsPerCall * d.libBatch }
 func (d *wireguardDevice) Name() string       { return d.name }
 func (d *wireguardDevice) MTU() int           { return d.mtu }
 func (d *wireguardDevice) Offloads() Offloads { return d.offloads }

@@ -221,6 +221,7 @@ var dropHints = map[string]string{
 	"session_limit":   "someone forges new sessions from a peer's address",
 	"send_error":      "the host refused to send: see weft's log",
 	"tun_write_error": "the TUN refused packets: see weft's log",
+	"tun_read_error":  "reads from the TUN failed: see weft's log",
 }
 
 // checkDrops lists drops that point at a problem.
