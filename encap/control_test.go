@@ -33,7 +33,7 @@ func TestControlMessages(t *testing.T) {
 		if !IsControl(d) {
 			t.Fatalf("%T: a control datagram is not IsControl", c)
 		}
-		if _, err := c.OpenFrom(bytes.Clone(d), c.NewPeer("a")); err != ErrControl {
+		if _, err := c.OpenFrom(nil, bytes.Clone(d), c.NewPeer("a")); err != ErrControl {
 			t.Fatalf("%T: OpenFrom of a control datagram: %v, want %v", c, err, ErrControl)
 		}
 		got, err := c.OpenControlFrom(bytes.Clone(d), p)

@@ -40,20 +40,24 @@ type Codec interface {
 	// OpenFrom checks a received datagram payload that the caller
 	// attributes to the peer whose state p is (the peer whose endpoint it
 	// came from) and returns the inner packet, trimmed to the inner IP
-	// header's length. Its errors are the Err… values below (compare with
-	// ==; they never wrap). It works in place: dgram's bytes may be overwritten, and the returned
-	// inner packet is a sub-slice of dgram. Authentication and replay
+	// header's length. Like cipher.AEAD.Open it appends the inner packet
+	// to dst[:0], so it allocates nothing when cap(dst) >= len(dgram):
+	// decrypting (or copying) straight into the buffer the packet leaves
+	// from is the receive path's one pass over the data. dst must not
+	// overlap dgram; dgram is not modified. Its errors are the Err… values
+	// below (compare with ==; they never wrap). Authentication and replay
 	// failures change nothing in p. OpenFrom may be called concurrently,
 	// also for one p (calls for one p are serialised), and concurrently
 	// with Seal.
-	OpenFrom(dgram []byte, p *PeerState) ([]byte, error)
+	OpenFrom(dst, dgram []byte, p *PeerState) ([]byte, error)
 
 	// SealControl is Seal for a weft control message (a path probe): the
 	// payload buf[off:off+n] is not an IP packet, and the GENEVE O bit
 	// marks the datagram as one no receiver delivers to a TUN.
 	SealControl(buf []byte, off, n int) ([]byte, error)
-	// OpenControlFrom is OpenFrom for a control datagram (IsControl): it
-	// checks and opens it in place and returns the control message.
+	// OpenControlFrom is OpenFrom for a control datagram (IsControl), but
+	// in place: dgram's bytes may be overwritten, and the control message
+	// returned is a sub-slice of dgram.
 	OpenControlFrom(dgram []byte, p *PeerState) ([]byte, error)
 }
 

@@ -104,8 +104,9 @@ func (p *Plain) wrap(buf []byte, off, n int, flags byte, proto uint16) []byte {
 // NewPeer returns nil: Plain keeps no per-peer state.
 func (p *Plain) NewPeer(name string) *PeerState { return nil }
 
-// OpenFrom checks the header; Plain authenticates nothing, so the peer is ignored.
-func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
+// OpenFrom checks the header and copies the inner packet to dst; Plain
+// authenticates nothing, so the peer is ignored.
+func (p *Plain) OpenFrom(dst, dgram []byte, _ *PeerState) ([]byte, error) {
 	h, err := parseFor(dgram, p.vni, false)
 	if err != nil {
 		return nil, err
@@ -113,7 +114,11 @@ func (p *Plain) OpenFrom(dgram []byte, _ *PeerState) ([]byte, error) {
 	if h.Critical {
 		return nil, ErrCritical
 	}
-	return innerPacket(h.Protocol, dgram[HeaderLen+h.OptLen:])
+	inner, err := innerPacket(h.Protocol, dgram[HeaderLen+h.OptLen:])
+	if err != nil {
+		return nil, err
+	}
+	return append(dst[:0], inner...), nil
 }
 
 // OpenControlFrom returns the message of a plaintext control datagram.

@@ -60,7 +60,7 @@ func TestPlainRoundTrip(t *testing.T) {
 		if h.VNI != 0x123456 || h.Protocol != wantProto || h.Version != 0 || h.OptLen != 0 || h.Control || h.Critical {
 			t.Fatalf("header %+v", h)
 		}
-		inner, err := c.OpenFrom(d, nil)
+		inner, err := c.OpenFrom(nil, d, nil)
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
@@ -97,7 +97,7 @@ func TestPlainOpenRejects(t *testing.T) {
 		{"no inner", good[:HeaderLen], ErrInner},
 	}
 	for _, tc := range cases {
-		if _, err := c.OpenFrom(tc.in, nil); err != tc.want {
+		if _, err := c.OpenFrom(nil, tc.in, nil); err != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
 	}
@@ -110,7 +110,7 @@ func TestPlainSkipsOptionsAndTrimsPadding(t *testing.T) {
 	copy(d, seal(t, c, pkt)[:HeaderLen])
 	d[0] = 2 // two 4-byte words of options
 	copy(d[HeaderLen+8:], pkt)
-	inner, err := c.OpenFrom(d, nil)
+	inner, err := c.OpenFrom(nil, d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +142,13 @@ func TestNoAllocs(t *testing.T) {
 	pkt := ipv4(1400)
 	buf := make([]byte, HeaderLen+len(pkt))
 	copy(buf[HeaderLen:], pkt)
+	dst := make([]byte, len(buf))
 	allocs := testing.AllocsPerRun(1000, func() {
 		d, err := c.Seal(buf, HeaderLen, len(pkt))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.OpenFrom(d, nil); err != nil {
+		if _, err := c.OpenFrom(dst, d, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -163,7 +164,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte{0x3f, 0xc0, 0x08, 0x00, 0, 0, 7, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		inner, err := c.OpenFrom(b, nil)
+		inner, err := c.OpenFrom(nil, b, nil)
 		if err != nil {
 			return
 		}
@@ -172,7 +173,7 @@ func FuzzOpen(f *testing.F) {
 		if len(inner) < 20 || (inner[0]>>4 != 4 && inner[0]>>4 != 6) {
 			t.Fatalf("accepted inner packet % x", inner)
 		}
-		again, err := c.OpenFrom(seal(t, c, inner), nil)
+		again, err := c.OpenFrom(nil, seal(t, c, inner), nil)
 		if err != nil || !bytes.Equal(again, inner) {
 			t.Fatalf("re-sealed packet: %v", err)
 		}
@@ -188,7 +189,7 @@ func BenchmarkPlain(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	for b.Loop() {
 		d, _ := c.Seal(buf, HeaderLen, len(pkt))
-		if _, err := c.OpenFrom(d, nil); err != nil {
+		if _, err := c.OpenFrom(nil, d, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

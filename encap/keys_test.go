@@ -63,11 +63,11 @@ func TestWrongKey(t *testing.T) {
 	if KeyID(testKey(2)) == KeyID(key) {
 		t.Fatal("test keys collide")
 	}
-	if _, err := rx.OpenFrom(sealPkt(t, other, ipv4(60)), rx.NewPeer("a")); err != ErrUnknownKey {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, other, ipv4(60)), rx.NewPeer("a")); err != ErrUnknownKey {
 		t.Fatalf("another cluster's key: %v, want %v", err, ErrUnknownKey)
 	}
 	forged := newSealed(t, "a", CipherAuto, 0, collidingKey(key))
-	if _, err := rx.OpenFrom(sealPkt(t, forged, ipv4(60)), rx.NewPeer("a")); err != ErrAuth {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, forged, ipv4(60)), rx.NewPeer("a")); err != ErrAuth {
 		t.Fatalf("a key with the same id: %v, want %v", err, ErrAuth)
 	}
 }
@@ -81,7 +81,7 @@ func TestKeyRotation(t *testing.T) {
 	pa, pc := b.NewPeer("a"), b.NewPeer("c")
 	open := func(step string, d []byte, p *PeerState, want error) {
 		t.Helper()
-		if _, err := b.OpenFrom(d, p); err != want {
+		if _, err := b.OpenFrom(nil, d, p); err != want {
 			t.Fatalf("%s: %v, want %v", step, err, want)
 		}
 	}

@@ -102,10 +102,10 @@ func (l *rateLimit) allow(now time.Time) bool {
 	return true
 }
 
-// open checks the session and counter, opens dgram's ciphertext in place
-// and, only if the tag verifies, records the counter. The header has been
-// checked.
-func (p *PeerState) open(dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte, error) {
+// open checks the session and counter, opens dgram's ciphertext, appending
+// the plaintext to out, and, only if the tag verifies, records the counter.
+// The header has been checked.
+func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs *rxSession
@@ -131,8 +131,7 @@ func (p *PeerState) open(dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte
 		aead = rs.derive(k, c, p.name)
 	}
 	binary.BigEndian.PutUint64(p.nonce[4:], ctr)
-	ct := dgram[SealedHeaderLen:]
-	pt, err := aead.Open(ct[:0], p.nonce[:], ct, dgram[:SealedHeaderLen])
+	pt, err := aead.Open(out, p.nonce[:], dgram[SealedHeaderLen:], dgram[:SealedHeaderLen])
 	if err != nil {
 		return nil, ErrAuth
 	}

@@ -105,7 +105,7 @@ func TestSealedSessions(t *testing.T) {
 	rx := newSealed(t, "b", CipherAuto, 0, key)
 	p := rx.NewPeer("a")
 	for range 5 {
-		if _, err := rx.OpenFrom(sealPkt(t, first, ipv4(40)), p); err != nil {
+		if _, err := rx.OpenFrom(nil, sealPkt(t, first, ipv4(40)), p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,28 +116,28 @@ func TestSealedSessions(t *testing.T) {
 	// reached: the new session has a window of its own.
 	second := newSealed(t, "a", CipherChaCha20Poly1305, 2000, key)
 	d := sealPkt(t, second, ipv4(40))
-	if _, err := rx.OpenFrom(d, p); err != nil {
+	if _, err := rx.OpenFrom(nil, d, p); err != nil {
 		t.Fatalf("newer session: %v", err)
 	}
 	if id, _ := replayState(p); id != 2000 {
 		t.Fatalf("current session %d, want 2000", id)
 	}
-	if _, err := rx.OpenFrom(late, p); err != ErrOldSession {
+	if _, err := rx.OpenFrom(nil, late, p); err != ErrOldSession {
 		t.Fatalf("packet of the older session: %v, want %v", err, ErrOldSession)
 	}
-	if _, err := rx.OpenFrom(sealPkt(t, second, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, second, ipv4(40)), p); err != nil {
 		t.Fatalf("second packet of the newer session: %v", err)
 	}
 
 	// A forged packet announcing a newer session changes nothing.
 	forged := sealPkt(t, newSealed(t, "a", CipherAuto, 3000, collidingKey(key)), ipv4(40))
-	if _, err := rx.OpenFrom(forged, p); err != ErrAuth {
+	if _, err := rx.OpenFrom(nil, forged, p); err != ErrAuth {
 		t.Fatalf("forged newer session: %v, want %v", err, ErrAuth)
 	}
 	if id, _ := replayState(p); id != 2000 {
 		t.Fatalf("forgery moved the session to %d", id)
 	}
-	if _, err := rx.OpenFrom(sealPkt(t, second, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, second, ipv4(40)), p); err != nil {
 		t.Fatalf("after the forgery: %v", err)
 	}
 }
@@ -147,12 +147,12 @@ func TestSealedSessions(t *testing.T) {
 func TestSealedCachesKeys(t *testing.T) {
 	s := newSealed(t, "a", CipherAuto, 0)
 	p := s.NewPeer("a")
-	if _, err := s.OpenFrom(sealPkt(t, s, ipv4(40)), p); err != nil {
+	if _, err := s.OpenFrom(nil, sealPkt(t, s, ipv4(40)), p); err != nil {
 		t.Fatal(err)
 	}
 	a := p.cur.aeads[0].aead
 	for range 10 {
-		if _, err := s.OpenFrom(sealPkt(t, s, ipv4(40)), p); err != nil {
+		if _, err := s.OpenFrom(nil, sealPkt(t, s, ipv4(40)), p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,7 +169,7 @@ func TestSealedSessionLimit(t *testing.T) {
 	rx := newSealed(t, "b", CipherAuto, 0, key)
 	p := rx.NewPeer("a")
 	genuine := newSealed(t, "a", CipherAESGCM, 1000, key)
-	if _, err := rx.OpenFrom(sealPkt(t, genuine, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, genuine, ipv4(40)), p); err != nil {
 		t.Fatal(err)
 	}
 	// Forged datagrams with ever-newer sessions: the first deriveBurst-1
@@ -180,7 +180,7 @@ func TestSealedSessionLimit(t *testing.T) {
 	for i := range 100 {
 		d := sealPkt(t, forger, ipv4(40))
 		binary.BigEndian.PutUint64(d[16:24], uint64(5000+i)) // a new session each
-		switch _, err := rx.OpenFrom(d, p); err {
+		switch _, err := rx.OpenFrom(nil, d, p); err {
 		case ErrAuth:
 			derived++
 		case ErrSessionLimit:
@@ -193,17 +193,17 @@ func TestSealedSessionLimit(t *testing.T) {
 		t.Fatalf("%d forgeries derived keys, %d were limited; want %d and %d", derived, limited, deriveBurst-1, 100-deriveBurst+1)
 	}
 	// The current session needs no derivation: never limited.
-	if _, err := rx.OpenFrom(sealPkt(t, genuine, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, genuine, ipv4(40)), p); err != nil {
 		t.Fatalf("current session under the limit: %v", err)
 	}
 	// The genuine peer restarts: refused while the bucket is empty, let in
 	// after one token's time.
 	restarted := newSealed(t, "a", CipherAESGCM, 2000, key)
-	if _, err := rx.OpenFrom(sealPkt(t, restarted, ipv4(40)), p); err != ErrSessionLimit {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, restarted, ipv4(40)), p); err != ErrSessionLimit {
 		t.Fatalf("new session with an empty bucket: %v, want %v", err, ErrSessionLimit)
 	}
 	time.Sleep(2 * deriveEvery)
-	if _, err := rx.OpenFrom(sealPkt(t, restarted, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, restarted, ipv4(40)), p); err != nil {
 		t.Fatalf("new session after the refill: %v", err)
 	}
 	if id, _ := replayState(p); id != 2000 {

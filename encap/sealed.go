@@ -324,11 +324,10 @@ func isSealedHeader(h Header, dgram []byte) bool {
 // NewPeer returns the receive state for datagrams from the node called name.
 func (s *Sealed) NewPeer(name string) *PeerState { return &PeerState{name: name} }
 
-// OpenFrom authenticates and decrypts a datagram from the peer p in place
-// and returns the inner packet, a sub-slice of dgram. p must not be nil. The
-// datagram's bytes are overwritten (with plaintext, or zeros on ErrAuth).
-func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
-	pt, err := s.open(dgram, p, false)
+// OpenFrom authenticates and decrypts a datagram from the peer p, appending
+// the inner packet to dst[:0] (see Codec). p must not be nil.
+func (s *Sealed) OpenFrom(dst, dgram []byte, p *PeerState) ([]byte, error) {
+	pt, err := s.open(dst[:0], dgram, p, false)
 	if err != nil {
 		return nil, err
 	}
@@ -343,10 +342,12 @@ func (s *Sealed) OpenFrom(dgram []byte, p *PeerState) ([]byte, error) {
 // place and returns the control message. It shares the peer's replay
 // window with data: both take counters from the sender's one sequence.
 func (s *Sealed) OpenControlFrom(dgram []byte, p *PeerState) ([]byte, error) {
-	return s.open(dgram, p, true)
+	return s.open(nil, dgram, p, true)
 }
 
-func (s *Sealed) open(dgram []byte, p *PeerState, control bool) ([]byte, error) {
+// open authenticates and decrypts dgram from p: data appending the
+// plaintext to out, control messages in place.
+func (s *Sealed) open(out, dgram []byte, p *PeerState, control bool) ([]byte, error) {
 	h, err := parseFor(dgram, s.vni, control)
 	if err != nil {
 		return nil, err
@@ -371,5 +372,8 @@ func (s *Sealed) open(dgram []byte, p *PeerState, control bool) ([]byte, error) 
 	if k == nil {
 		return nil, ErrUnknownKey
 	}
-	return p.open(dgram, k, cipherID, sess, ctr)
+	if control {
+		out = dgram[SealedHeaderLen:SealedHeaderLen]
+	}
+	return p.open(out, dgram, k, cipherID, sess, ctr)
 }

@@ -12,14 +12,21 @@ func TestSealedNoAllocs(t *testing.T) {
 		s := newSealed(t, "a", c, 0)
 		p := s.NewPeer("a")
 		pkt := ipv4(1400)
-		buf := make([]byte, SealedHeaderLen+len(pkt)+TagLen)
-		copy(buf[SealedHeaderLen:], pkt)
+		// Sealing works in place: open into the other buffer, whose
+		// plaintext the next run seals.
+		var bufs [2][]byte
+		for i := range bufs {
+			bufs[i] = make([]byte, SealedHeaderLen+len(pkt)+TagLen)
+		}
+		copy(bufs[0][SealedHeaderLen:], pkt)
+		i := 0
 		allocs := testing.AllocsPerRun(1000, func() {
-			d, err := s.Seal(buf, SealedHeaderLen, len(pkt))
+			d, err := s.Seal(bufs[i], SealedHeaderLen, len(pkt))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.OpenFrom(d, p); err != nil {
+			i = 1 - i
+			if _, err := s.OpenFrom(bufs[i][SealedHeaderLen:], d, p); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -88,7 +95,7 @@ func TestSealedConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := i; j < len(all); j += 4 {
 				// 2000 packets: none can fall behind the replay window.
-				if _, err := rx.OpenFrom(all[j], p); err != nil {
+				if _, err := rx.OpenFrom(nil, all[j], p); err != nil {
 					t.Errorf("packet %d: %v", j, err)
 					continue
 				}
@@ -122,7 +129,7 @@ func FuzzOpenSealed(f *testing.F) {
 	rx := newSealed(f, "b", CipherAuto, 0, key)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
-		inner, err := rx.OpenFrom(b, rx.NewPeer("a"))
+		inner, err := rx.OpenFrom(nil, b, rx.NewPeer("a"))
 		if err != nil {
 			return
 		}
@@ -139,18 +146,24 @@ func FuzzOpenSealed(f *testing.F) {
 	})
 }
 
-func benchmarkSealOpen(b *testing.B, size int, seal func([]byte, int, int) ([]byte, error), open func([]byte) ([]byte, error), head, tail int) {
-	pkt := ipv4(size)
-	buf := make([]byte, head+size+tail)
-	copy(buf[head:], pkt)
+// benchmarkSealOpen seals in place in one buffer and opens into the other,
+// whose plaintext the next round seals, as a packet would cross two nodes.
+func benchmarkSealOpen(b *testing.B, size int, seal func([]byte, int, int) ([]byte, error), open func(dst, d []byte) ([]byte, error), head, tail int) {
+	var bufs [2][]byte
+	for i := range bufs {
+		bufs[i] = make([]byte, head+size+tail)
+	}
+	copy(bufs[0][head:], ipv4(size))
+	i := 0
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	for b.Loop() {
-		d, err := seal(buf, head, size)
+		d, err := seal(bufs[i], head, size)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := open(d); err != nil {
+		i = 1 - i
+		if _, err := open(bufs[i][head:], d); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -164,12 +177,12 @@ func BenchmarkSealOpen(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%d", CipherName(c), size), func(b *testing.B) {
 				s := newSealed(b, "a", c, 0)
 				p := s.NewPeer("a")
-				benchmarkSealOpen(b, size, s.Seal, func(d []byte) ([]byte, error) { return s.OpenFrom(d, p) }, SealedHeaderLen, TagLen)
+				benchmarkSealOpen(b, size, s.Seal, func(dst, d []byte) ([]byte, error) { return s.OpenFrom(dst, d, p) }, SealedHeaderLen, TagLen)
 			})
 		}
 		b.Run(fmt.Sprintf("plain/%d", size), func(b *testing.B) {
 			c, _ := NewPlain(1)
-			benchmarkSealOpen(b, size, c.Seal, func(d []byte) ([]byte, error) { return c.OpenFrom(d, nil) }, HeaderLen, 0)
+			benchmarkSealOpen(b, size, c.Seal, func(dst, d []byte) ([]byte, error) { return c.OpenFrom(dst, d, nil) }, HeaderLen, 0)
 		})
 	}
 }

@@ -52,7 +52,7 @@ func sealPkt(t testing.TB, s *Sealed, pkt []byte) []byte {
 
 // openCopy opens a copy of d (OpenFrom works in place).
 func openCopy(s *Sealed, d []byte, p *PeerState) ([]byte, error) {
-	return s.OpenFrom(bytes.Clone(d), p)
+	return s.OpenFrom(nil, bytes.Clone(d), p)
 }
 
 func TestSealedRoundTrip(t *testing.T) {
@@ -93,7 +93,7 @@ func TestSealedRoundTrip(t *testing.T) {
 				if bytes.Contains(d, pkt[:20]) {
 					t.Fatal("inner header visible in the datagram")
 				}
-				inner, err := rx.OpenFrom(d, p)
+				inner, err := rx.OpenFrom(nil, d, p)
 				if err != nil {
 					t.Fatalf("open packet %d (%d bytes): %v", i, len(pkt), err)
 				}
@@ -110,7 +110,7 @@ func TestSealedTrimsPadding(t *testing.T) {
 	// length) is trimmed as Plain trims it.
 	s := newSealed(t, "a", CipherAuto, 0)
 	pkt := append(ipv4(64), 0, 0, 0)
-	inner, err := s.OpenFrom(sealPkt(t, s, pkt), s.NewPeer("a"))
+	inner, err := s.OpenFrom(nil, sealPkt(t, s, pkt), s.NewPeer("a"))
 	if err != nil || !bytes.Equal(inner, pkt[:64]) {
 		t.Fatalf("inner %d bytes, %v", len(inner), err)
 	}
@@ -241,7 +241,7 @@ func TestSealedBitFlips(t *testing.T) {
 			s := newSealed(t, "a", c, 0)
 			p := s.NewPeer("a")
 			for range 3 { // some history, so the window is not empty
-				if _, err := s.OpenFrom(sealPkt(t, s, ipv4(40)), p); err != nil {
+				if _, err := s.OpenFrom(nil, sealPkt(t, s, ipv4(40)), p); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -251,7 +251,7 @@ func TestSealedBitFlips(t *testing.T) {
 			for i := range len(sample) * 8 {
 				d := bytes.Clone(sample)
 				d[i/8] ^= 1 << (i % 8)
-				_, err := s.OpenFrom(d, p)
+				_, err := s.OpenFrom(nil, d, p)
 				switch {
 				case err == nil:
 					t.Fatalf("bit %d of byte %d flipped: opened", i%8, i/8)
@@ -264,7 +264,7 @@ func TestSealedBitFlips(t *testing.T) {
 				}
 			}
 			t.Logf("reasons seen: %v", keys(seen))
-			if _, err := s.OpenFrom(sample, p); err != nil {
+			if _, err := s.OpenFrom(nil, sample, p); err != nil {
 				t.Fatalf("genuine packet after the flips: %v", err)
 			}
 		})
@@ -282,13 +282,13 @@ func keys(m map[error]bool) []string {
 func TestPlainAndSealedRefuseEachOther(t *testing.T) {
 	plain, _ := NewPlain(7)
 	s := newSealed(t, "a", CipherAuto, 0)
-	if _, err := plain.OpenFrom(sealPkt(t, s, ipv4(60)), nil); err != ErrCritical {
+	if _, err := plain.OpenFrom(nil, sealPkt(t, s, ipv4(60)), nil); err != ErrCritical {
 		t.Errorf("plain opened a sealed datagram: %v", err)
 	}
-	if _, err := plain.OpenFrom(sealPkt(t, s, ipv4(60)), plain.NewPeer("a")); err != ErrCritical {
+	if _, err := plain.OpenFrom(nil, sealPkt(t, s, ipv4(60)), plain.NewPeer("a")); err != ErrCritical {
 		t.Errorf("plain OpenFrom opened a sealed datagram: %v", err)
 	}
-	if _, err := s.OpenFrom(seal(t, plain, ipv4(60)), s.NewPeer("a")); err != ErrUnauthenticated {
+	if _, err := s.OpenFrom(nil, seal(t, plain, ipv4(60)), s.NewPeer("a")); err != ErrUnauthenticated {
 		t.Errorf("sealed opened a plaintext datagram: %v", err)
 	}
 }
@@ -297,7 +297,7 @@ func TestPlainAndSealedRefuseEachOther(t *testing.T) {
 // packet cannot be replayed with another peer's source address.
 func TestSealedBindsSenderName(t *testing.T) {
 	s := newSealed(t, "a", CipherAuto, 0)
-	if _, err := s.OpenFrom(sealPkt(t, s, ipv4(60)), s.NewPeer("b")); err != ErrAuth {
+	if _, err := s.OpenFrom(nil, sealPkt(t, s, ipv4(60)), s.NewPeer("b")); err != ErrAuth {
 		t.Fatalf("a's packet opened as b's: %v", err)
 	}
 }
@@ -353,7 +353,7 @@ func TestCounterExhaustion(t *testing.T) {
 	if o, _ := ParseSealedOption(d); o.Counter != maxCounter-1 || o.Session != 1000 {
 		t.Fatalf("last packet of a session: %+v", o)
 	}
-	if _, err := s.OpenFrom(d, p); err != nil {
+	if _, err := s.OpenFrom(nil, d, p); err != nil {
 		t.Fatal(err)
 	}
 	d = sealPkt(t, s, ipv4(40))
@@ -361,7 +361,7 @@ func TestCounterExhaustion(t *testing.T) {
 	if o.Counter != 1 || o.Session <= 1000 || s.Session() != o.Session {
 		t.Fatalf("after the last counter: %+v, session %d", o, s.Session())
 	}
-	if _, err := s.OpenFrom(d, p); err != nil {
+	if _, err := s.OpenFrom(nil, d, p); err != nil {
 		t.Fatalf("new session: %v", err)
 	}
 }

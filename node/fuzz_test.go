@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net/netip"
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 )
 
@@ -40,16 +42,16 @@ func FuzzDatagram(f *testing.F) {
 	o := newOutside(n)
 	from := netip.MustParseAddrPort("192.0.2.2:6081")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > len(o.bufs[0])-rxOffset {
-			return
-		}
-		copy(o.bufs[0][rxOffset:], b)
+		in := bytes.Clone(b)
 		o.out = o.out[:0]
-		o.datagram(n.table.Load(), o.bufs[0], len(b), from)
+		o.datagram(n.table.Load(), b, from)
+		if !bytes.Equal(b, in) {
+			t.Fatalf("the datagram was changed: % x", b[:min(len(b), 40)])
+		}
 		if len(o.out) == 0 {
 			return
 		}
-		pkt := o.out[0][rxOffset:]
+		pkt := o.out[0][tunnel.WriteOffset:]
 		ip, ok := parseIP(pkt)
 		if !ok || !netip.MustParsePrefix("10.244.2.0/24").Contains(ip.src) || !ownNet.Contains(ip.dst) {
 			t.Fatalf("delivered % x", pkt[:min(len(pkt), 40)])
@@ -79,9 +81,8 @@ func BenchmarkPacketPath(b *testing.B) {
 		copy(in.bufs[0][off:], pkt[:20])
 		in.dgrams, in.eps = in.dgrams[:0], in.eps[:0]
 		in.packet(a.table.Load(), in.bufs[0], off, len(pkt))
-		copy(out.bufs[0][rxOffset:], in.dgrams[0][:48])
 		out.out = out.out[:0]
-		out.datagram(rx.table.Load(), out.bufs[0], len(in.dgrams[0]), from)
+		out.datagram(rx.table.Load(), in.dgrams[0], from)
 		if len(out.out) != 1 {
 			b.Fatal("not delivered")
 		}

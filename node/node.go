@@ -24,9 +24,10 @@ import (
 // Transport is the underlay socket the loops use; *udp.Conn is the real one.
 // Read and Write may run concurrently with each other, not with themselves.
 type Transport interface {
-	// Read returns up to len(bufs) datagrams at bufs[i][offset:offset+sizes[i]]
-	// from eps[i]; net.ErrClosed after Close.
-	Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) (int, error)
+	// Read returns up to len(dgrams) datagrams, dgrams[i] from eps[i], as
+	// slices of the transport's own buffers, valid until the next Read;
+	// net.ErrClosed after Close.
+	Read(dgrams [][]byte, eps []netip.AddrPort) (int, error)
 	// Write sends bufs[i] to eps[i].
 	Write(bufs [][]byte, eps []netip.AddrPort) error
 	// WriteTo sends one datagram; unlike Write it may be called from any

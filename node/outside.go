@@ -2,15 +2,16 @@ package node
 
 // The outside loop: datagrams from peers enter this host through the TUN.
 //
-//	UDP Read (a batch; GRO-coalesced datagrams arrive split) → per datagram:
-//	find the peer by its endpoint, open (authenticate, decrypt) the datagram
-//	with that peer's receive state, check the inner
-//	source is inside that peer's subnet and the destination inside ours →
-//	TUN Write of the whole batch (the wireguard driver coalesces TCP: GRO).
+//	UDP Read (a batch of slices of the socket's receive buffers; GRO-coalesced
+//	datagrams arrive split) → per datagram: find the peer by its endpoint,
+//	open (authenticate, decrypt) the datagram with that peer's receive state
+//	straight into a TUN buffer, check the inner source is inside that peer's
+//	subnet and the destination inside ours → TUN Write of the whole batch
+//	(the wireguard driver coalesces TCP: GRO).
 //
-// Inner packets are not copied: the TUN write slices start just in front of
-// them, leaving the driver its virtio-header headroom. One goroutine owns
-// every buffer here.
+// Decrypting into the TUN buffer is the one pass over each packet's bytes;
+// the buffer keeps the driver's virtio-header headroom in front and 64 KiB of
+// room behind for coalescing. One goroutine owns every buffer here.
 
 import (
 	"errors"
@@ -21,34 +22,30 @@ import (
 	"github.com/weftnet/weft/tunnel"
 )
 
-// rxOffset is where datagrams land in receive buffers; with the codec's
-// headroom in front of each inner packet it leaves at least
-// tunnel.WriteOffset bytes for the TUN driver.
-const rxOffset = tunnel.WriteOffset
-
 type outside struct {
-	n     *Node
-	bufs  [][]byte
-	sizes []int
-	eps   []netip.AddrPort
-	out   [][]byte
-	ctl   []byte // scratch for answers to probes
+	n      *Node
+	dgrams [][]byte // the socket's datagrams, valid until the next Read
+	eps    []netip.AddrPort
+	bufs   [][]byte // TUN buffers the inner packets are opened into
+	out    [][]byte
+	ctl    []byte // scratch for answers to probes
 }
 
 func newOutside(n *Node) *outside {
 	batch := n.conn.BatchSize()
 	o := &outside{
-		n:     n,
-		bufs:  make([][]byte, batch),
-		sizes: make([]int, batch),
-		eps:   make([]netip.AddrPort, batch),
-		out:   make([][]byte, 0, batch),
-		ctl:   make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom()),
+		n:      n,
+		dgrams: make([][]byte, batch),
+		eps:    make([]netip.AddrPort, batch),
+		bufs:   make([][]byte, batch),
+		out:    make([][]byte, 0, batch),
+		ctl:    make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom()),
 	}
-	// 64 KiB each: the TUN driver coalesces TCP segments into a buffer's
-	// spare capacity (GRO).
+	// 64 KiB each behind the driver's headroom: any datagram opens into
+	// one, and the TUN driver coalesces TCP segments into a buffer's spare
+	// capacity (GRO).
 	for i := range o.bufs {
-		o.bufs[i] = make([]byte, rxOffset+65535+tunnel.WriteOffset)
+		o.bufs[i] = make([]byte, tunnel.WriteOffset+65535)
 	}
 	return o
 }
@@ -56,7 +53,7 @@ func newOutside(n *Node) *outside {
 func (o *outside) run() error {
 	n := o.n
 	for {
-		count, err := n.conn.Read(o.bufs, o.sizes, o.eps, rxOffset)
+		count, err := n.conn.Read(o.dgrams, o.eps)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -66,7 +63,7 @@ func (o *outside) run() error {
 		t := n.table.Load()
 		o.out = o.out[:0]
 		for i := range count {
-			o.datagram(t, o.bufs[i], o.sizes[i], o.eps[i])
+			o.datagram(t, o.dgrams[i], o.eps[i])
 		}
 		if len(o.out) > 0 {
 			n.writeTUN(o.out)
@@ -74,11 +71,11 @@ func (o *outside) run() error {
 	}
 }
 
-// datagram checks one datagram at buf[rxOffset:rxOffset+size] from ep and
-// queues its inner packet for the TUN.
-func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
+// datagram checks one datagram from ep and queues its inner packet, opened
+// into the next free TUN buffer, for the TUN.
+func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 	n := o.n
-	dgram := buf[rxOffset : rxOffset+size]
+	size := len(dgram)
 	peer := t.byEndpoint[ep]
 	if peer == nil {
 		n.drops.add(dropUnknownPeer, 1)
@@ -87,7 +84,8 @@ func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
 		}
 		return
 	}
-	inner, err := n.codec.OpenFrom(dgram, peer.rx)
+	buf := o.bufs[len(o.out)]
+	inner, err := n.codec.OpenFrom(buf[tunnel.WriteOffset:], dgram, peer.rx)
 	if err == encap.ErrControl {
 		n.control(peer, dgram, o.ctl)
 		return
@@ -118,8 +116,5 @@ func (o *outside) datagram(t *table, buf []byte, size int, ep netip.AddrPort) {
 	}
 	peer.rxPackets.Add(1)
 	peer.rxBytes.Add(uint64(len(inner)))
-	// inner is a sub-slice of buf; find where it starts to hand the TUN a
-	// slice with WriteOffset bytes of headroom in front of it.
-	start := cap(buf) - cap(inner)
-	o.out = append(o.out, buf[start-tunnel.WriteOffset:start+len(inner)])
+	o.out = append(o.out, buf[:tunnel.WriteOffset+len(inner)])
 }

@@ -4,8 +4,10 @@ package udp
 // each in its own 64 KiB slot. A slot holds either one plain datagram or, with
 // UDP_GRO, several equal-size datagrams the kernel coalesced (the last may be
 // shorter), with the segment size in a SOL_UDP/UDP_GRO control message. Read
-// copies datagrams out of the slots into the caller's buffers; whatever does
-// not fit stays in the slots and is handed out first by the next Read.
+// hands out the datagrams as slices of the slots, copying nothing: the caller
+// decrypts (or copies) each one once, straight into the buffer it leaves from.
+// Whatever does not fit a call stays in the slots and is handed out first by
+// the next Read; the slots are refilled only when everything was handed out.
 
 import (
 	"encoding/binary"
@@ -29,7 +31,7 @@ const (
 	// per Conn where BatchSize (128) slots would cost 8 MiB for little gain.
 	readSlots = 64
 	// slotSize fits any UDP payload and any GRO-coalesced message, so the
-	// kernel never truncates and an oversize drop is always our decision.
+	// kernel never truncates: Stats().Oversize stays 0 unless that breaks.
 	slotSize = 1 << 16
 	// oobSize fits the UDP_GRO control message (an int) with room to spare.
 	oobSize = 64
@@ -60,17 +62,17 @@ func (r *reader) init(batch int) {
 }
 
 // Read blocks until at least one datagram is available and returns up to
-// len(bufs) of them: datagram i is bufs[i][offset:offset+sizes[i]], sent from
-// eps[i] (IPv4 sources unmapped). sizes and eps must be at least as long as
-// bufs. GRO-coalesced messages are split here; datagrams that do not fit this
-// call are returned first by the next one, without a syscall. A datagram
-// longer than len(bufs[i])-offset is dropped and counted in Stats().Oversize,
-// never truncated. Read must not run concurrently with itself; it may run
-// concurrently with Write. After Close it returns net.ErrClosed. Inside x/net
-// each received message (not datagram) costs two small allocations for its
-// source address.
-func (c *Conn) Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) (int, error) {
-	want := min(len(bufs), len(sizes), len(eps))
+// len(dgrams) of them: datagram i is dgrams[i], sent from eps[i] (IPv4
+// sources unmapped). eps must be at least as long as dgrams. The datagrams
+// are slices of the Conn's receive slots (capacity capped at their length):
+// they stay valid, and the caller may change them in place, until the next
+// Read. GRO-coalesced messages are split here by slicing; datagrams that do
+// not fit this call are returned first by the next one, without a syscall.
+// Read must not run concurrently with itself; it may run concurrently with
+// Write. After Close it returns net.ErrClosed. Inside x/net each received
+// message (not datagram) costs two small allocations for its source address.
+func (c *Conn) Read(dgrams [][]byte, eps []netip.AddrPort) (int, error) {
+	want := min(len(dgrams), len(eps))
 	r := &c.rd
 	for {
 		if c.closed.Load() {
@@ -80,11 +82,11 @@ func (c *Conn) Read(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int
 			return 0, nil
 		}
 		if r.next < r.n {
-			if n := c.handOut(bufs[:want], sizes, eps, offset); n > 0 {
+			if n := c.handOut(dgrams[:want], eps); n > 0 {
 				c.stats.readDatagrams.Add(uint64(n))
 				return n, nil
 			}
-			continue // everything pending was oversize: read more
+			continue // everything pending was truncated: read more
 		}
 		// ReadBatch takes every queued message up to len(r.msgs), blocking
 		// (in the Go poller) only while nothing is queued.
@@ -124,12 +126,13 @@ func (r *reader) parse(n int, oversize *atomic.Uint64) {
 	}
 }
 
-// handOut copies pending datagrams into bufs and returns how many it copied.
-// It consumes pending datagrams until bufs is full or nothing is pending.
-func (c *Conn) handOut(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset int) int {
+// handOut hands out pending datagrams as slices of their slots and returns
+// how many. It consumes pending datagrams until dgrams is full or nothing is
+// pending.
+func (c *Conn) handOut(dgrams [][]byte, eps []netip.AddrPort) int {
 	r := &c.rd
 	k := 0
-	for k < len(bufs) && r.next < r.n {
+	for k < len(dgrams) && r.next < r.n {
 		i := r.next
 		if r.seg[i] < 0 {
 			r.next, r.off = i+1, 0
@@ -140,15 +143,10 @@ func (c *Conn) handOut(bufs [][]byte, sizes []int, eps []netip.AddrPort, offset 
 		if g := r.seg[i]; g > 0 && g < seg {
 			seg = g
 		}
-		d := data[r.off : r.off+seg]
+		dgrams[k] = data[r.off : r.off+seg : r.off+seg]
 		if r.off += seg; r.off >= len(data) {
 			r.next, r.off = i+1, 0
 		}
-		if len(d) > len(bufs[k])-offset {
-			c.stats.oversize.Add(1)
-			continue
-		}
-		sizes[k] = copy(bufs[k][offset:], d)
 		eps[k] = r.from[i]
 		k++
 	}

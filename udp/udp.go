@@ -68,7 +68,7 @@ type Stats struct {
 	ReadCalls      uint64 `json:"read_calls"`      // recvmmsg calls that returned messages
 	ReadMessages   uint64 `json:"read_messages"`   // messages received; a GRO message holds several datagrams
 	ReadDatagrams  uint64 `json:"read_datagrams"`  // datagrams handed to callers of Read
-	Oversize       uint64 `json:"oversize"`        // received datagrams dropped: larger than the caller's buffer
+	Oversize       uint64 `json:"oversize"`        // received messages dropped because the kernel truncated them (a guard: 64 KiB slots hold any datagram)
 	WriteCalls     uint64 `json:"write_calls"`     // sendmmsg calls
 	WriteMessages  uint64 `json:"write_messages"`  // messages sent; a GSO message holds several datagrams
 	WriteDatagrams uint64 `json:"write_datagrams"` // datagrams sent

@@ -44,29 +44,29 @@ type datagram struct {
 	from netip.AddrPort
 }
 
-// readN reads until want datagrams arrived, failing after ioTimeout. Bufs are
-// bufSize long with offset bytes of headroom; at most per are passed per Read.
-func readN(t testing.TB, c *Conn, want, per, bufSize, offset int) []datagram {
+// readN reads until want datagrams arrived, failing after ioTimeout; at most
+// per are asked for per Read. Every datagram must be capped at its length, so
+// that a caller appending to one cannot overwrite the next.
+func readN(t testing.TB, c *Conn, want, per int) []datagram {
 	t.Helper()
 	c.uc.SetReadDeadline(time.Now().Add(ioTimeout))
 	defer c.uc.SetReadDeadline(time.Time{})
-	bufs := make([][]byte, per)
-	for i := range bufs {
-		bufs[i] = make([]byte, bufSize)
-	}
-	sizes := make([]int, per)
+	dgrams := make([][]byte, per)
 	eps := make([]netip.AddrPort, per)
 	var got []datagram
 	for calls := 0; len(got) < want; calls++ {
 		if calls > want+10 {
 			t.Fatalf("read %d of %d datagrams in %d calls", len(got), want, calls)
 		}
-		n, err := c.Read(bufs[:min(per, want-len(got))], sizes, eps, offset)
+		n, err := c.Read(dgrams[:min(per, want-len(got))], eps)
 		if err != nil {
 			t.Fatalf("Read after %d of %d datagrams: %v", len(got), want, err)
 		}
 		for i := range n {
-			got = append(got, datagram{bytes.Clone(bufs[i][offset : offset+sizes[i]]), eps[i]})
+			if cap(dgrams[i]) != len(dgrams[i]) {
+				t.Fatalf("datagram %d: len %d but cap %d", len(got), len(dgrams[i]), cap(dgrams[i]))
+			}
+			got = append(got, datagram{bytes.Clone(dgrams[i]), eps[i]})
 		}
 	}
 	return got
@@ -139,7 +139,7 @@ func TestRoundTrip(t *testing.T) {
 					if err := snd.Write(sent, repeatEP(rcv.LocalAddr(), len(sent))); err != nil {
 						t.Fatalf("Write: %v", err)
 					}
-					got := readN(t, rcv, len(sent), rcv.BatchSize(), 20000+64, 64)
+					got := readN(t, rcv, len(sent), rcv.BatchSize())
 					checkSame(t, got, sent, snd.LocalAddr())
 					ws, rs := snd.Stats(), rcv.Stats()
 					if ws.WriteDatagrams != uint64(len(sent)) || ws.WriteErrors != 0 {
@@ -199,8 +199,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	c := listen(t, lo4, true, true)
 	done := make(chan error, 1)
 	go func() {
-		bufs, sizes, eps := [][]byte{make([]byte, 1500)}, []int{0}, []netip.AddrPort{{}}
-		_, err := c.Read(bufs, sizes, eps, 0)
+		_, err := c.Read(make([][]byte, 1), make([]netip.AddrPort, 1))
 		done <- err
 	}()
 	// Wait until the reader is parked in the poller, so Close really
@@ -223,7 +222,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	case <-time.After(ioTimeout):
 		t.Fatal("Read still blocked after Close")
 	}
-	if _, err := c.Read([][]byte{make([]byte, 10)}, []int{0}, []netip.AddrPort{{}}, 0); !errors.Is(err, net.ErrClosed) {
+	if _, err := c.Read(make([][]byte, 1), make([]netip.AddrPort, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Read on closed Conn = %v", err)
 	}
 	if err := c.Write([][]byte{{1}}, []netip.AddrPort{lo4}); !errors.Is(err, net.ErrClosed) {
@@ -255,7 +254,7 @@ func TestWriteBadEndpoint(t *testing.T) {
 	if err == nil || !errors.Is(err, errBadEndpoint) {
 		t.Fatalf("Write = %v, want errBadEndpoint", err)
 	}
-	checkSame(t, readN(t, rcv, 2, 8, 1500, 0), [][]byte{bufs[0], bufs[3]}, snd.LocalAddr())
+	checkSame(t, readN(t, rcv, 2, 8), [][]byte{bufs[0], bufs[3]}, snd.LocalAddr())
 	if s := snd.Stats(); s.WriteErrors != 2 || s.WriteDatagrams != 2 {
 		t.Errorf("stats %+v, want 2 errors and 2 datagrams", s)
 	}
@@ -288,7 +287,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 		}
 		errc <- nil
 	}()
-	got := readN(t, rcv, len(sent), rcv.BatchSize(), 1500, 0)
+	got := readN(t, rcv, len(sent), rcv.BatchSize())
 	if err := <-errc; err != nil {
 		t.Fatalf("Write: %v", err)
 	}
