@@ -167,6 +167,9 @@ func (m *Membership) noteNode(n *memberlist.Node, state string) {
 		if md.Subnet != mb.meta.Subnet || md.Seq != mb.meta.Seq {
 			m.claimsChanged = now
 		}
+		if md.Subnet.IsValid() && md.Subnet != mb.meta.Subnet && mb.state == stateAlive && state == stateAlive && n.Name != m.cfg.Name {
+			m.notes = append(m.notes, note{event: "leased", name: n.Name, subnet: md.Subnet, endpoint: md.Endpoint})
+		}
 		mb.meta = md
 	}
 	mb.gossip = netip.AddrPortFrom(gossip.Unmap(), n.Port)

@@ -221,7 +221,13 @@ func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
 func (m *Membership) emit(n note) {
 	switch n.event {
 	case stateAlive:
+		if !n.subnet.IsValid() { // a starting node: "member leased a subnet" follows its claim
+			m.log.Info("member alive, no subnet yet", "peer", n.name, "endpoint", n.endpoint)
+			return
+		}
 		m.log.Info("member alive", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
+	case "leased":
+		m.log.Info("member leased a subnet", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
 	case stateDead:
 		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
 	case stateLeft:
@@ -233,6 +239,16 @@ func (m *Membership) emit(n note) {
 	case "rejected":
 		m.log.Warn("rejected a node's announcement (logged once per node and reason)", "peer", n.name, "reason", reasonNames[n.reason], "err", n.err)
 	}
+}
+
+// oneLine flattens memberlist's multi-error ("2 errors occurred:\n\t* …")
+// into one line, so each log record stays one line in text format too.
+func oneLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := strings.ReplaceAll(err.Error(), "\n\t* ", " ")
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // rejoin keeps this node connected: while it sees nobody it retries the
@@ -267,9 +283,9 @@ func (m *Membership) rejoin() {
 			m.markJoined()
 		case lonely:
 			backoff = min(2*backoff, m.cfg.JoinRetryMax)
-			m.log.Warn("no seed answered; retrying", "seeds", m.seeds, "retry_in", backoff, "err", err)
+			m.log.Warn("no seed answered; retrying", "seeds", m.seeds, "retry_in", backoff.String(), "err", oneLine(err))
 		default:
-			m.log.Debug("nobody answered a rejoin", "targets", targets, "err", err)
+			m.log.Debug("nobody answered a rejoin", "targets", targets, "err", oneLine(err))
 		}
 	}
 }

@@ -233,7 +233,7 @@ func (m *Membership) join(ctx context.Context) error {
 		return nil
 	}
 	if n, err := m.ml.Join(m.seeds); n == 0 {
-		m.log.Warn("no seed answered; retrying in the background", "seeds", m.seeds, "err", err)
+		m.log.Warn("no seed answered; retrying in the background", "seeds", m.seeds, "err", oneLine(err))
 		if !m.learnFirst {
 			return nil
 		}
