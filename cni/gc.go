@@ -42,10 +42,9 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		validIDs[strings.TrimSpace(a.ContainerID)] = true
 	}
 
-	st := store{conf.DataDir}
-	unlock, err := st.lock(true)
+	st, unlock, err := openStore(conf.DataDir, true)
 	if err != nil {
-		return errIO("dataDir", err)
+		return err
 	}
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*p.cfg.DelegateTimeout)

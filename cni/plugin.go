@@ -117,10 +117,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 
-	st := store{conf.DataDir}
-	unlock, err := st.lock(false)
+	st, unlock, err := openStore(conf.DataDir, false)
 	if err != nil {
-		return errIO("dataDir", err)
+		return err
 	}
 	defer unlock()
 	// Saved first: whatever happens next, DEL can replay it.
@@ -150,10 +149,9 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	st := store{conf.DataDir}
-	unlock, err := st.lock(false)
+	st, unlock, err := openStore(conf.DataDir, false)
 	if err != nil {
-		return errIO("dataDir", err)
+		return err
 	}
 	defer unlock()
 	rec, err := st.load(args.ContainerID, args.IfName)
@@ -201,10 +199,9 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
 		return errConfig("prevResult: %v", err)
 	}
-	st := store{conf.DataDir}
-	unlock, err := st.lock(false)
+	st, unlock, err := openStore(conf.DataDir, false)
 	if err != nil {
-		return errIO("dataDir", err)
+		return err
 	}
 	defer unlock()
 	rec, err := st.load(args.ContainerID, args.IfName)

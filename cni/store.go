@@ -33,6 +33,17 @@ type record struct {
 
 type store struct{ dir string }
 
+// openStore opens the store in dir and takes its lock (see lock); its error
+// is the CNI error every command returns for it.
+func openStore(dir string, exclusive bool) (store, func(), error) {
+	st := store{dir}
+	unlock, err := st.lock(exclusive)
+	if err != nil {
+		return st, nil, errIO("dataDir", err)
+	}
+	return st, unlock, nil
+}
+
 // lock takes the data dir's lock, shared or exclusive, creating the dir. The
 // returned function releases it.
 func (s store) lock(exclusive bool) (func(), error) {
