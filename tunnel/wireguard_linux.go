@@ -46,42 +46,51 @@ type wireguardDevice struct {
 
 	nonEmpty [][]byte // owned by the writer: Write's batch minus empty packets
 
-	// Owned by the reader: a poll of the TUN fd between library reads.
-	libBatch int             // the library's batch: the buffers one of its reads may fill
-	raw      syscall.RawConn // the TUN file, to poll its fd while it stays open
-	pollFd   [1]unix.PollFd
-	pollFn   func(fd uintptr) // d.poll, bound once so polling allocates nothing
-	ready    bool
+	libBatch  int      // the library's batch: the buffers one of its reads may fill
+	readyFile *os.File // a dup of the TUN fd in Go's poller, to wait for packets on
+	ready     syscall.RawConn
+
+	// Owned by the reader: one library read from inside ready.Read.
+	tryRead func(fd uintptr) bool // d.tryReadOnce, bound once so waiting allocates nothing
+	rBufs   [][]byte
+	rSizes  []int
+	rOff    int
+	rN      int
+	rErr    error
 }
 
 var _ Device = (*wireguardDevice)(nil)
 
 func openWireguard(name string, mtu int) (Device, error) {
-	dev, raw, err := createWireguardTUN(name, mtu, true)
+	dev, ready, err := createWireguardTUN(name, mtu, true)
 	var refused error
 	if errors.Is(err, errOffloadRefused) {
 		refused = err
-		dev, raw, err = createWireguardTUN(name, mtu, false)
+		dev, ready, err = createWireguardTUN(name, mtu, false)
 	}
 	if err != nil {
 		return nil, err
 	}
 	d := &wireguardDevice{
-		dev:      dev,
-		name:     name,
-		mtu:      mtu,
-		offloads: wireguardOffloads(dev.BatchSize(), refused),
-		libBatch: dev.BatchSize(),
-		raw:      raw,
+		dev:       dev,
+		name:      name,
+		mtu:       mtu,
+		offloads:  wireguardOffloads(dev.BatchSize(), refused),
+		libBatch:  dev.BatchSize(),
+		readyFile: ready,
 	}
-	d.pollFn = d.poll
+	if d.ready, err = ready.SyscallConn(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.tryRead = d.tryReadOnce
 	go drainEvents(dev.Events())
 	return d, nil
 }
 
-// createWireguardTUN creates the device, returning with it the raw TUN file
-// for polling; on error nothing is left open.
-func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, syscall.RawConn, error) {
+// createWireguardTUN creates the device, returning with it a second file on
+// the TUN (see Read); on error nothing is left open.
+func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, *os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open /dev/net/tun: %w", err)
@@ -106,28 +115,33 @@ func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, sysca
 			return nil, nil, fmt.Errorf("%w: %w", errOffloadRefused, err)
 		}
 	}
-	// Non-blocking before os.NewFile, so the file joins Go's poller and
-	// Close unblocks a pending Read.
+	// The library's file is blocking when os.NewFile sees it, so it stays
+	// out of Go's poller; then the TUN turns non-blocking, and a library
+	// read of an empty queue returns EAGAIN instead of parking. Read waits
+	// for packets on a dup of the fd, made after that and so in the poller:
+	// Close of the dup unblocks a waiting Read.
+	file := os.NewFile(uintptr(fd), "/dev/net/tun")
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+		file.Close()
 		return nil, nil, err
 	}
-	file := os.NewFile(uintptr(fd), "/dev/net/tun")
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		file.Close()
+		return nil, nil, fmt.Errorf("dup the TUN fd: %w", err)
+	}
+	ready := os.NewFile(uintptr(dup), "/dev/net/tun")
 	// The library sets the MTU with an ioctl too; Open then sets it again
 	// over netlink. Validate keeps mtu inside the TUN driver's range, which
 	// matters: if this ioctl failed, the library's listener goroutines
 	// would outlive the error.
-	raw, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		return nil, nil, err
-	}
 	dev, err := wgtun.CreateTUNFromFile(file, mtu)
 	if err != nil {
+		ready.Close()
 		file.Close()
 		return nil, nil, err
 	}
-	return dev, raw, nil
+	return dev, ready, nil
 }
 
 // wireguardOffloads derives Offloads: the library turns the virtio-net header
@@ -151,18 +165,43 @@ func drainEvents(events <-chan wgtun.Event) {
 	}
 }
 
-// Read chains library reads while the kernel has more packets queued and a
-// whole library batch of buffers is left: the library returns a small packet
-// alone per read(), and without this each one would leave in a send of its
-// own. A poll of the fd tells "queued" from "would block" without blocking.
+// Read waits for a packet, then chains library reads while the kernel has
+// packets queued and a whole library batch of buffers is left: the library
+// returns a small packet alone per read(), and without chaining each one
+// would leave in a send of its own. The TUN is non-blocking and the library
+// reads it outside Go's poller, so reading an empty queue says EAGAIN: the
+// end of a burst costs one read that finds nothing (and the library's error
+// value for it, the one allocation here), not a poll per packet.
 func (d *wireguardDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.read(bufs, sizes, offset)
-	for err == nil && len(bufs)-n >= d.libBatch && d.readable() {
+	n, err := d.readWait(bufs, sizes, offset)
+	for err == nil && len(bufs)-n >= d.libBatch {
 		var m int
 		m, err = d.read(bufs[n:], sizes[n:], offset)
 		n += m
+		if errors.Is(err, unix.EAGAIN) {
+			return n, nil
+		}
 	}
 	return n, err
+}
+
+// readWait is one library read, waiting in Go's poller (on the dup) while
+// the queue is empty. The poller re-arms before each try, so a packet that
+// arrives between an empty read and the wait is not missed.
+func (d *wireguardDevice) readWait(bufs [][]byte, sizes []int, offset int) (int, error) {
+	d.rBufs, d.rSizes, d.rOff = bufs, sizes, offset
+	err := d.ready.Read(d.tryRead)
+	d.rBufs, d.rSizes = nil, nil // keep no reference to the caller's buffers
+	if err != nil {
+		return 0, ErrClosed // only Close ends the wait
+	}
+	return d.rN, d.rErr
+}
+
+// tryReadOnce is ready.Read's callback: done unless the queue was empty.
+func (d *wireguardDevice) tryReadOnce(uintptr) bool {
+	d.rN, d.rErr = d.read(d.rBufs, d.rSizes, d.rOff)
+	return !errors.Is(d.rErr, unix.EAGAIN)
 }
 
 // read is one library read into at most libBatch buffers.
@@ -174,23 +213,6 @@ func (d *wireguardDevice) read(bufs [][]byte, sizes []int, offset int) (int, err
 		return n, ErrClosed
 	}
 	return n, err
-}
-
-// readable reports whether a read would return at once. Control holds the
-// file open during the poll, so a concurrent Close cannot hand the fd number
-// to another file in between.
-func (d *wireguardDevice) readable() bool {
-	d.ready = false
-	if err := d.raw.Control(d.pollFn); err != nil {
-		return false
-	}
-	return d.ready
-}
-
-func (d *wireguardDevice) poll(fd uintptr) {
-	d.pollFd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	n, err := unix.Poll(d.pollFd[:], 0)
-	d.ready = err == nil && n > 0 && d.pollFd[0].Revents&unix.POLLIN != 0
 }
 
 func (d *wireguardDevice) Write(bufs [][]byte, offset int) error {
@@ -250,6 +272,7 @@ func (d *wireguardDevice) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
+		d.readyFile.Close() // wakes a Read waiting for packets
 		if cerr := d.dev.Close(); cerr != nil {
 			err = fmt.Errorf("close tun %s: %w", d.name, cerr)
 		}
