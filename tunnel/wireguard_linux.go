@@ -2,8 +2,10 @@ package tunnel
 
 // The wireguard driver wraps golang.zx2c4.com/wireguard/tun. With the
 // virtio-net header on, one read() may return a TSO/USO superpacket that the
-// library splits in Go into up to BatchSize packets, and Write coalesces TCP
-// and UDP packets (GRO) into the spare capacity of the caller's buffers.
+// library splits in Go into up to its own batch of packets, and Write
+// coalesces TCP and UDP packets (GRO) into the spare capacity of the caller's
+// buffers. Read chains library reads (see Read), so BatchSize is a multiple
+// of the library's batch.
 //
 // We open the clone device ourselves rather than call tun.CreateTUN, which
 // leaks its fd when TUNSETIFF fails and fails outright when the kernel refuses
