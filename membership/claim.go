@@ -22,6 +22,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 // settleWindow is SettleWindow, but at least as long as memberlist takes to
@@ -88,7 +90,7 @@ func (m *Membership) awaitJoins(ctx context.Context) (map[string]bool, error) {
 	for {
 		m.mu.Lock()
 		for name, mb := range m.members {
-			if _, seen := crowd[name]; !seen && name != m.cfg.Name && mb.state == stateAlive && !mb.meta.Subnet.IsValid() {
+			if _, seen := crowd[name]; !seen && name != m.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
 				l, leased := m.leases[name]
 				crowd[name] = !leased || l.Released // a node that comes back for its lease is no contestant
 			}
@@ -122,7 +124,7 @@ func (m *Membership) settle(ctx context.Context) error {
 	m.mu.Lock()
 	var pending []string
 	for name, mb := range m.members {
-		if name != m.cfg.Name && mb.state == stateAlive && !mb.meta.Subnet.IsValid() {
+		if name != m.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
 			pending = append(pending, name)
 		}
 	}
@@ -135,11 +137,11 @@ func (m *Membership) settle(ctx context.Context) error {
 		}
 		pending = slices.DeleteFunc(pending, func(name string) bool {
 			mb := m.members[name]
-			return mb == nil || mb.state != stateAlive || mb.meta.Subnet.IsValid()
+			return mb == nil || mb.state != peer.Alive || mb.meta.Subnet.IsValid()
 		})
 		waiting := len(pending) > 0
 		for name, mb := range m.members { // a rival whose lease record is still on its way
-			waiting = waiting || name != m.cfg.Name && mb.state == stateAlive &&
+			waiting = waiting || name != m.cfg.Name && mb.state == peer.Alive &&
 				mb.meta.Subnet.Overlaps(m.own.Subnet) && m.announcedLocked(mb).seq == noSeq
 		}
 		m.mu.Unlock()
@@ -228,7 +230,7 @@ func (m *Membership) pick(crowd map[string]bool, first bool) (netip.Prefix, erro
 // liveLocked reports whether memberlist counts the named node alive.
 func (m *Membership) liveLocked(name string) bool {
 	mb := m.members[name]
-	return mb != nil && mb.state == stateAlive
+	return mb != nil && mb.state == peer.Alive
 }
 
 // announcedLocked is the claim a live member announces. Its metadata carries
@@ -255,7 +257,7 @@ func (m *Membership) claimsLocked(now time.Time, ignore func(claim) bool) *claim
 		}
 	}
 	for name, mb := range m.members {
-		if name != m.cfg.Name && mb.state == stateAlive && mb.meta.Subnet.IsValid() {
+		if name != m.cfg.Name && mb.state == peer.Alive && mb.meta.Subnet.IsValid() {
 			add(m.announcedLocked(mb))
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/weftnet/weft/peer"
 )
 
 type delegate struct{ m *Membership }
@@ -68,15 +70,15 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 }
 
 // NotifyJoin: a member is alive (new, or back from dead or left).
-func (d *delegate) NotifyJoin(n *memberlist.Node) { d.m.noteNode(n, stateAlive) }
+func (d *delegate) NotifyJoin(n *memberlist.Node) { d.m.noteNode(n, peer.Alive) }
 
 // NotifyUpdate: a live member's metadata changed.
-func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.noteNode(n, stateAlive) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.noteNode(n, peer.Alive) }
 
 // NotifyLeave: a member died or left. memberlist does not say which (its
 // Node.State is not filled in here), so a member whose last metadata said it
 // was leaving left; any other died.
-func (d *delegate) NotifyLeave(n *memberlist.Node) { d.m.noteNode(n, stateDead) }
+func (d *delegate) NotifyLeave(n *memberlist.Node) { d.m.noteNode(n, peer.Dead) }
 
 // NotifyConflict: a node announces a name that a live member at another
 // address already has. When the name is ours, we are the newcomer.
@@ -152,7 +154,7 @@ func (d *delegate) MergeRemoteState(b []byte, _ bool) {
 }
 
 // noteNode records a member event.
-func (m *Membership) noteNode(n *memberlist.Node, state string) {
+func (m *Membership) noteNode(n *memberlist.Node, state peer.State) {
 	now := time.Now()
 	gossip, _ := netip.AddrFromSlice(n.Addr)
 	md, err := decodeMeta(n.Meta)
@@ -167,22 +169,22 @@ func (m *Membership) noteNode(n *memberlist.Node, state string) {
 		if md.Subnet != mb.meta.Subnet || md.Seq != mb.meta.Seq {
 			m.claimsChanged = now
 		}
-		if md.Subnet.IsValid() && md.Subnet != mb.meta.Subnet && mb.state == stateAlive && state == stateAlive && n.Name != m.cfg.Name {
+		if md.Subnet.IsValid() && md.Subnet != mb.meta.Subnet && mb.state == peer.Alive && state == peer.Alive && n.Name != m.cfg.Name {
 			m.notes = append(m.notes, note{event: "leased", name: n.Name, subnet: md.Subnet, endpoint: md.Endpoint})
 		}
 		mb.meta = md
 	}
 	mb.gossip = netip.AddrPortFrom(gossip.Unmap(), n.Port)
-	if state == stateDead && mb.meta.Flags&flagLeaving != 0 {
-		state = stateLeft
+	if state == peer.Dead && mb.meta.Flags&flagLeaving != 0 {
+		state = peer.Left
 	}
 	if mb.state != state {
-		if n.Name != m.cfg.Name && (mb.state == stateAlive) != (state == stateAlive) {
-			m.liveOthers.Add(map[bool]int64{true: 1, false: -1}[state == stateAlive])
+		if n.Name != m.cfg.Name && (mb.state == peer.Alive) != (state == peer.Alive) {
+			m.liveOthers.Add(map[bool]int64{true: 1, false: -1}[state == peer.Alive])
 		}
 		mb.state, mb.since = state, now
 		if n.Name != m.cfg.Name {
-			m.notes = append(m.notes, note{event: state, name: n.Name, subnet: mb.meta.Subnet, endpoint: mb.meta.Endpoint})
+			m.notes = append(m.notes, note{event: string(state), name: n.Name, subnet: mb.meta.Subnet, endpoint: mb.meta.Endpoint})
 		}
 	}
 	mb.heard = now

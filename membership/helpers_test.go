@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
 )
 
 // fastTiming makes failure detection take about a second on loopback while
@@ -97,7 +97,7 @@ type testNode struct {
 	cfg    Config
 	subnet netip.Prefix
 	logs   *logBuf
-	peers  atomic.Pointer[[]node.PeerInfo]
+	peers  atomic.Pointer[[]peer.Info]
 	calls  atomic.Int64
 	cancel context.CancelFunc
 	done   chan error
@@ -127,7 +127,7 @@ func launch(t testing.TB, cfg Config) (*testNode, error) {
 	rctx, rcancel := context.WithCancel(context.Background())
 	tn.cancel = rcancel
 	go func() {
-		tn.done <- m.Run(rctx, func(ps []node.PeerInfo) {
+		tn.done <- m.Run(rctx, func(ps []peer.Info) {
 			tn.peers.Store(&ps)
 			tn.calls.Add(1)
 		})
@@ -168,10 +168,10 @@ func (tn *testNode) seed() string { return tn.m.GossipAddr().String() }
 
 // peerSet is the routed part of the last peer set Run delivered: alive and
 // suspect members (gone ones ride along for status only).
-func (tn *testNode) peerSet() []node.PeerInfo {
-	var routed []node.PeerInfo
+func (tn *testNode) peerSet() []peer.Info {
+	var routed []peer.Info
 	for _, p := range tn.allPeers() {
-		if p.State == stateAlive || p.State == stateSuspect {
+		if p.State == peer.Alive || p.State == peer.Suspect {
 			routed = append(routed, p)
 		}
 	}
@@ -179,20 +179,20 @@ func (tn *testNode) peerSet() []node.PeerInfo {
 }
 
 // allPeers is the last peer set Run delivered, gone members included.
-func (tn *testNode) allPeers() []node.PeerInfo {
+func (tn *testNode) allPeers() []peer.Info {
 	if p := tn.peers.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-func (tn *testNode) peer(name string) (node.PeerInfo, bool) {
+func (tn *testNode) peer(name string) (peer.Info, bool) {
 	for _, p := range tn.peerSet() {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	return node.PeerInfo{}, false
+	return peer.Info{}, false
 }
 
 func (tn *testNode) member(name string) (MemberStatus, bool) {

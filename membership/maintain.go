@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
 )
 
 const (
@@ -72,7 +72,7 @@ func (m *Membership) pass(now time.Time) {
 	m.mu.Lock()
 	suspectAfter := m.suspectAfterLocked()
 	for name, mb := range m.members {
-		if mb.state != stateAlive || name == self {
+		if mb.state != peer.Alive || name == self {
 			continue
 		}
 		if l, ok := m.leases[name]; ok {
@@ -95,7 +95,7 @@ func (m *Membership) pass(now time.Time) {
 	}
 	for name, mb := range m.members {
 		// A gone member stays listed while its lease is reserved.
-		if l, ok := m.leases[name]; mb.state != stateAlive && name != self && (!ok || l.Released) {
+		if l, ok := m.leases[name]; mb.state != peer.Alive && name != self && (!ok || l.Released) {
 			delete(m.members, name)
 			delete(m.overlapping, name)
 		}
@@ -156,14 +156,14 @@ func (m *Membership) pass(now time.Time) {
 // buildPeersLocked returns the peer set: live members that announce a subnet
 // no better claim overlaps, one per data endpoint, plus gone (dead, left)
 // members for display, sorted by name.
-func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
+func (m *Membership) buildPeersLocked(cs *claims) []peer.Info {
 	type cand struct {
 		mb *member
 		c  claim
 	}
 	var cands []cand
 	for name, mb := range m.members {
-		if name == m.cfg.Name || mb.state != stateAlive || !mb.meta.Subnet.IsValid() ||
+		if name == m.cfg.Name || mb.state != peer.Alive || !mb.meta.Subnet.IsValid() ||
 			insideNetwork(mb.meta.Subnet, m.cfg.Network) != nil { // screened by NotifyAlive already
 			continue
 		}
@@ -192,7 +192,7 @@ func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
 		return 0
 	})
 	endpoints := map[netip.AddrPort]string{m.cfg.DataEndpoint: m.cfg.Name}
-	ps := make([]node.PeerInfo, 0, len(cands))
+	ps := make([]peer.Info, 0, len(cands))
 	for _, c := range cands {
 		md := c.mb.meta
 		if o, dup := endpoints[md.Endpoint]; dup {
@@ -200,27 +200,27 @@ func (m *Membership) buildPeersLocked(cs *claims) []node.PeerInfo {
 			continue
 		}
 		endpoints[md.Endpoint] = c.c.name
-		state := stateAlive
+		state := peer.Alive
 		if c.mb.suspect {
-			state = stateSuspect
+			state = peer.Suspect
 		}
-		ps = append(ps, node.PeerInfo{Name: c.c.name, Subnet: md.Subnet, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
+		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
 	}
 	// Gone members ride along so status can show them; the node routes
 	// only alive and suspect peers.
 	for name, mb := range m.members {
-		if name != m.cfg.Name && (mb.state == stateDead || mb.state == stateLeft) && mb.meta.Subnet.IsValid() {
-			ps = append(ps, node.PeerInfo{Name: name, Subnet: mb.meta.Subnet, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
+		if name != m.cfg.Name && (mb.state == peer.Dead || mb.state == peer.Left) && mb.meta.Subnet.IsValid() {
+			ps = append(ps, peer.Info{Name: name, Subnet: mb.meta.Subnet, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
 		}
 	}
-	slices.SortFunc(ps, func(a, b node.PeerInfo) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(ps, func(a, b peer.Info) int { return strings.Compare(a.Name, b.Name) })
 	return ps
 }
 
 // emit writes one queued log line.
 func (m *Membership) emit(n note) {
 	switch n.event {
-	case stateAlive:
+	case string(peer.Alive):
 		if !n.subnet.IsValid() { // a starting node: "member leased a subnet" follows its claim
 			m.log.Info("member alive, no subnet yet", "peer", n.name, "endpoint", n.endpoint)
 			return
@@ -228,9 +228,9 @@ func (m *Membership) emit(n note) {
 		m.log.Info("member alive", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
 	case "leased":
 		m.log.Info("member leased a subnet", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
-	case stateDead:
+	case string(peer.Dead):
 		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
-	case stateLeft:
+	case string(peer.Left):
 		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
 	case "expired":
 		m.log.Info("lease expired; its subnet is free again", "peer", n.name, "subnet", n.subnet)
@@ -297,7 +297,7 @@ func (m *Membership) rejoinTargets(lonely bool) []string {
 	var gone []string
 	m.mu.Lock()
 	for name, mb := range m.members {
-		if mb.state == stateAlive && name != m.cfg.Name {
+		if mb.state == peer.Alive && name != m.cfg.Name {
 			live[mb.gossip] = true
 		}
 	}

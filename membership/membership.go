@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
 )
 
 // Errors callers act on.
@@ -30,14 +30,6 @@ var (
 	// subnet (a healed partition that handed it out twice). Run returns it;
 	// the node must restart, and then gets a free subnet.
 	ErrSubnetLost = errors.New("subnet lost to another node")
-)
-
-// Member states, as PeerInfo.State and MemberStatus.State spell them.
-const (
-	stateAlive   = "alive"
-	stateSuspect = "suspect"
-	stateDead    = "dead"
-	stateLeft    = "left"
 )
 
 // Membership is one node's view of the cluster and its subnet lease. Create it
@@ -87,7 +79,7 @@ type Membership struct {
 	lastSave       time.Time
 	claimsChanged  time.Time       // when a claim anywhere last appeared or changed
 	membersChanged time.Time       // when a member last appeared
-	peers          []node.PeerInfo // published; never modified once published
+	peers          []peer.Info     // published; never modified once published
 	notes          []note          // log lines for the maintain goroutine
 	warned         map[string]bool // reason+name already logged
 	overlapping    map[string]netip.Prefix
@@ -98,10 +90,10 @@ type member struct {
 	name    string
 	gossip  netip.AddrPort
 	meta    meta
-	state   string    // alive, dead or left; suspect is derived from heard
-	since   time.Time // of the last state change
-	heard   time.Time // last direct contact: an event about it or an answered probe
-	suspect bool      // as last published
+	state   peer.State // alive, dead or left; suspect is derived from heard
+	since   time.Time  // of the last state change
+	heard   time.Time  // last direct contact: an event about it or an answered probe
+	suspect bool       // as last published
 }
 
 // New validates cfg and loads the lease file; it touches no network.
@@ -310,14 +302,14 @@ func (m *Membership) takeOver() {
 // it changes, until ctx ends; then it leaves the cluster (Close). The slices
 // passed to update are never modified afterwards. Run returns ErrSubnetLost
 // (wrapped) if another node takes our subnet; the caller should restart.
-func (m *Membership) Run(ctx context.Context, update func([]node.PeerInfo)) error {
+func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 	if m.ml == nil {
 		return errors.New("membership: Run before Start")
 	}
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("membership: Run called twice")
 	}
-	var last []node.PeerInfo
+	var last []peer.Info
 	for first := true; ; first = false {
 		m.mu.Lock()
 		ps := m.peers
@@ -339,7 +331,7 @@ func (m *Membership) Run(ctx context.Context, update func([]node.PeerInfo)) erro
 	}
 }
 
-func samePeers(a, b []node.PeerInfo) bool {
+func samePeers(a, b []peer.Info) bool {
 	if len(a) != len(b) {
 		return false
 	}

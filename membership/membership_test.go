@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 // startMany launches nodes concurrently and fails the test if any fails.
@@ -53,7 +55,7 @@ func TestFiveMembers(t *testing.T) {
 		}
 		waitFor(t, 15*time.Second, n.cfg.Name+" sees the other 4 with their subnets and endpoints", func() bool { return n.sees(others...) })
 		for _, p := range n.peerSet() {
-			if p.State != stateAlive || p.LastSeen.IsZero() {
+			if p.State != peer.Alive || p.LastSeen.IsZero() {
 				t.Errorf("%s sees %s as %q, last seen %v", n.cfg.Name, p.Name, p.State, p.LastSeen)
 			}
 		}
@@ -122,13 +124,13 @@ func TestFailureAndLeave(t *testing.T) {
 		return true
 	})
 	t.Logf("killed node dropped by all after %v (fast test timing)", took)
-	if s, _ := seed.member("n1"); s.State != stateDead {
+	if s, _ := seed.member("n1"); s.State != peer.Dead {
 		t.Errorf("n1 after a kill: state %q, want dead", s.State)
 	}
 	waitFor(t, 5*time.Second, "the dead n1 shown in the peer set for status", func() bool {
 		for _, p := range seed.allPeers() {
 			if p.Name == "n1" {
-				return p.State == stateDead
+				return p.State == peer.Dead
 			}
 		}
 		return false
@@ -143,7 +145,7 @@ func TestFailureAndLeave(t *testing.T) {
 	took = waitFor(t, 3*time.Second, "the others see n2 left", func() bool {
 		for _, n := range []*testNode{seed, n3} {
 			s, _ := n.member("n2")
-			if _, routed := n.peer("n2"); routed || s.State != stateLeft {
+			if _, routed := n.peer("n2"); routed || s.State != peer.Left {
 				return false
 			}
 		}
@@ -200,7 +202,7 @@ func TestLeaseTTL(t *testing.T) {
 		seed := mustLaunch(t, testConfig("seed", t.TempDir()))
 		n1 := mustLaunch(t, testConfig("n1", t.TempDir(), seed.seed()))
 		n1.kill()
-		waitFor(t, 20*time.Second, "seed sees n1 dead", func() bool { s, _ := seed.member("n1"); return s.State == stateDead })
+		waitFor(t, 20*time.Second, "seed sees n1 dead", func() bool { s, _ := seed.member("n1"); return s.State == peer.Dead })
 		n2 := mustLaunch(t, testConfig("n2", t.TempDir(), seed.seed()))
 		if n2.subnet.Overlaps(n1.subnet) {
 			t.Fatalf("n2 got the dead n1's %s before its TTL", n1.subnet)
@@ -232,7 +234,7 @@ func TestRelease(t *testing.T) {
 		waitFor(t, 10*time.Second, n.cfg.Name+" knows n3's lease", func() bool { return n.hasLease("n3") })
 	}
 	n3.kill()
-	waitFor(t, 20*time.Second, "seed sees n3 dead", func() bool { s, _ := seed.member("n3"); return s.State == stateDead })
+	waitFor(t, 20*time.Second, "seed sees n3 dead", func() bool { s, _ := seed.member("n3"); return s.State == peer.Dead })
 
 	if err := seed.m.Release("n1"); !errors.Is(err, ErrLeaseInUse) {
 		t.Errorf("release of live n1: %v, want ErrLeaseInUse", err)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 // Broken or hostile nodes are rejected, counted, and logged once per node,
@@ -59,7 +61,7 @@ func TestRejectBadNodes(t *testing.T) {
 	if !seed.sees(n1) || !n1.sees(seed) {
 		t.Errorf("routes disturbed: seed sees %v, n1 sees %v", seed.peerSet(), n1.peerSet())
 	}
-	if s, ok := seed.member("squatter"); !ok || s.State != stateAlive {
+	if s, ok := seed.member("squatter"); !ok || s.State != peer.Alive {
 		t.Errorf("squatter should be a member that is not routed: %+v", s)
 	}
 	if _, ok := seed.member("garbage"); ok {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 // reason is why an announcement from another node was rejected.
@@ -73,7 +75,7 @@ type MemberStatus struct {
 	Endpoint netip.AddrPort `json:"endpoint"` // underlay data endpoint
 	Gossip   netip.AddrPort `json:"gossip"`
 	Subnet   netip.Prefix   `json:"subnet"` // as last announced
-	State    string         `json:"state"`  // alive, suspect, dead or left
+	State    peer.State     `json:"state"`  // alive, suspect, dead or left
 	LastSeen time.Time      `json:"last_seen"`
 }
 
@@ -88,8 +90,8 @@ func (m *Membership) Members() []MemberStatus {
 			continue
 		}
 		st := mb.state
-		if st == stateAlive && mb.suspect {
-			st = stateSuspect
+		if st == peer.Alive && mb.suspect {
+			st = peer.Suspect
 		}
 		out = append(out, MemberStatus{Name: name, Endpoint: mb.meta.Endpoint, Gossip: mb.gossip,
 			Subnet: mb.meta.Subnet, State: st, LastSeen: mb.heard})

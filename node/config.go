@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -20,7 +21,7 @@ type Config struct {
 	Network   netip.Prefix   // --network: the whole overlay; default 10.244.0.0/16
 	Subnet    netip.Prefix   // --subnet: this node's share of Network; with gossip, a request (New needs it set)
 	SubnetLen int            // --subnet-len: prefix length of subnets picked for nodes; default 24
-	Peers     []PeerInfo     // --peer: static peers
+	Peers     []peer.Info    // --peer: static peers
 	TunName   string         // --tun: default weft0
 	TunDriver string         // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
 	StateDir  string         // --state-dir: persistent state; default /var/lib/weft

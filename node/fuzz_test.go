@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 )
@@ -23,7 +24,7 @@ func fuzzNode(tb testing.TB) *Node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n.setPeers([]PeerInfo{peer("b", "10.244.2.0/24", "192.0.2.2:6081")})
+	n.setPeers([]peer.Info{testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")})
 	return n
 }
 
@@ -63,14 +64,14 @@ func FuzzDatagram(f *testing.F) {
 // route, seal, open, check.
 func BenchmarkPacketPath(b *testing.B) {
 	a := fuzzNode(b)
-	a.setPeers([]PeerInfo{peer("b", "10.244.2.0/24", "192.0.2.2:6081")})
+	a.setPeers([]peer.Info{testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")})
 	in := newInside(a)
 	cfg := DefaultConfig()
 	cfg.Insecure, cfg.Subnet = true, netip.MustParsePrefix("10.244.2.0/24")
 	codec, _ := encap.NewPlain(cfg.VNI)
 	rx, _ := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec,
 		tunneltest.New("weft0", 1464, 8), (&simNet{}).listen("192.0.2.2:6081"))
-	rx.setPeers([]PeerInfo{peer("a", "10.244.1.0/24", "192.0.2.1:6081")})
+	rx.setPeers([]peer.Info{testPeer("a", "10.244.1.0/24", "192.0.2.1:6081")})
 	out := newOutside(rx)
 	pkt := udp4("10.244.1.5", "10.244.2.6", 1400, true)
 	off := a.codec.Headroom()

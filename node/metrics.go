@@ -6,6 +6,8 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftnet/weft/peer"
 )
 
 type collector struct {
@@ -62,7 +64,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	states := map[string]float64{"static": 0, "alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	states := map[peer.State]float64{}
+	for _, st := range peer.States {
+		states[st] = 0
+	}
 	for _, p := range s.Peers {
 		states[p.State]++
 		counter(c.peerRxPackets, p.RxPackets, p.Name)
@@ -78,7 +83,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.pathLoss, p.Path.Loss, p.Name)
 	}
 	for st, v := range states {
-		gauge(c.peers, v, st)
+		gauge(c.peers, v, string(st))
 	}
 	for reason, v := range s.Drops {
 		counter(c.drops, v, reason)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/udp"
 )
@@ -68,7 +69,7 @@ type Node struct {
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
 
-	heard   []HeardReporter // set by Run before status is served
+	heard   []peer.HeardReporter // set by Run before status is served
 	keyHook KeyHook
 	keyMu   sync.Mutex      // serialises key changes
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
@@ -162,12 +163,12 @@ func (n *Node) Close() error {
 
 // Run forwards traffic and serves status until ctx ends or a loop fails,
 // then shuts down in order: status, loops, TUN, socket, run files.
-func (n *Node) Run(ctx context.Context, sources ...PeerSource) error {
+func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
 	for _, src := range sources {
-		if r, ok := src.(HeardReporter); ok {
+		if r, ok := src.(peer.HeardReporter); ok {
 			n.heard = append(n.heard, r)
 		}
 	}
@@ -210,16 +211,16 @@ func (n *Node) Run(ctx context.Context, sources ...PeerSource) error {
 }
 
 // runSources merges the peer sets of every source into one routing table.
-func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []PeerSource, fail func(string, error)) {
+func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []peer.Source, fail func(string, error)) {
 	var mu sync.Mutex
-	sets := make([][]PeerInfo, len(sources))
+	sets := make([][]peer.Info, len(sources))
 	for i, src := range sources {
 		wg.Go(func() {
-			fail("peer source", src.Run(ctx, func(peers []PeerInfo) {
+			fail("peer source", src.Run(ctx, func(peers []peer.Info) {
 				mu.Lock()
 				defer mu.Unlock()
 				sets[i] = peers
-				var all []PeerInfo
+				var all []peer.Info
 				for _, s := range sets {
 					all = append(all, s...)
 				}
@@ -231,7 +232,7 @@ func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []Pee
 
 // setPeers swaps in a routing table for peers. Peers that do not check out
 // are left out and logged once per distinct reason, not on every update.
-func (n *Node) setPeers(peers []PeerInfo) {
+func (n *Node) setPeers(peers []peer.Info) {
 	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.codec, n.table.Load())
 	n.table.Store(t)
 	n.peerErrMu.Lock()

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 const (
@@ -155,7 +157,7 @@ func (n *Node) probe(ctx context.Context) {
 	for {
 		now := time.Now()
 		for _, p := range n.table.Load().peers {
-			if routable(p.State) {
+			if p.State.Routable() {
 				n.logPath(p, now)
 				n.sendProbe(buf, probeRequest, p.path.sent(now), p.Endpoint)
 			}
@@ -171,7 +173,7 @@ func (n *Node) probe(ctx context.Context) {
 // logPath logs a change of p's path state: once when it first works, and
 // each time it becomes unreachable or works again.
 func (n *Node) logPath(p *Peer, now time.Time) {
-	st := p.path.status(now, n.probeTimeout(), p.State != "static", p.Endpoint)
+	st := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
 	if st.State == p.path.logged || st.State == PathUnknown {
 		return
 	}

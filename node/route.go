@@ -1,57 +1,23 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/gaissmai/bart"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 )
-
-// PeerInfo is what a peer source knows about one remote node.
-type PeerInfo struct {
-	Name     string
-	Subnet   netip.Prefix
-	Endpoint netip.AddrPort // underlay address and UDP port
-	State    string         // "static" for --peer; gossip: alive, suspect (dead and left peers are not routed)
-	LastSeen time.Time      // when gossip last heard from the peer, as of this peer set; zero for static peers
-}
-
-// HeardReporter is a peer source that hears from its peers (gossip). Status
-// asks it when each peer was last heard: that changes with every gossip
-// probe, too often to send a new peer set each time.
-type HeardReporter interface {
-	LastHeard(name string) (time.Time, bool)
-}
-
-// PeerSource feeds the routing table: static --peer flags now, gossip later.
-// Run calls update with the source's complete current peer set whenever it
-// changes (the first call is the initial set) until ctx ends. update never
-// blocks for long and must not be called concurrently by one source.
-type PeerSource interface {
-	Run(ctx context.Context, update func([]PeerInfo)) error
-}
-
-// StaticPeers is the PeerSource of --peer flags: one fixed set.
-type StaticPeers []PeerInfo
-
-func (s StaticPeers) Run(ctx context.Context, update func([]PeerInfo)) error {
-	update(s)
-	<-ctx.Done()
-	return nil
-}
 
 // Peer is a remote node as the data path sees it. A Peer is immutable; its
 // counters live behind a pointer that every snapshot of the same peer shares,
 // so increments made through an old snapshot are never lost.
 type Peer struct {
-	PeerInfo
+	peer.Info
 	*counters
 }
 
@@ -78,15 +44,11 @@ func (t *table) lookup(dst netip.Addr) *Peer {
 	return p
 }
 
-// routable reports whether a peer in this state gets routes: static peers
-// and live gossip members do; dead and left members are only shown.
-func routable(state string) bool { return state != "dead" && state != "left" }
-
 // buildTable checks a peer set against this node's own network and subnet
 // and returns the new snapshot. A peer that does not check out (outside the
 // network, overlapping another, a name or endpoint twice) is left out and
 // reported in errs; the rest is routed. Counters carry over from old by name.
-func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.Codec, old *table) (t *table, errs []error) {
+func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {
@@ -101,14 +63,14 @@ func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.Codec, 
 			continue
 		}
 		names[in.Name] = true
-		p := &Peer{PeerInfo: in}
+		p := &Peer{Info: in}
 		if old := prev[in.Name]; old != nil {
 			p.counters = old.counters
 		} else {
 			p.counters = &counters{rx: codec.NewPeer(in.Name)}
 		}
 		t.peers = append(t.peers, p)
-		if routable(in.State) {
+		if in.State.Routable() {
 			t.routes.Insert(in.Subnet, p)
 			t.byEndpoint[in.Endpoint] = p
 		}
@@ -118,13 +80,13 @@ func buildTable(infos []PeerInfo, network, own netip.Prefix, codec encap.Codec, 
 }
 
 // check says why in cannot join t, if it cannot.
-func (t *table) check(in PeerInfo, names map[string]bool, network, own netip.Prefix) error {
+func (t *table) check(in peer.Info, names map[string]bool, network, own netip.Prefix) error {
 	switch {
 	case names[in.Name]:
 		return fmt.Errorf("peer %q listed twice", in.Name)
 	case !network.Contains(in.Subnet.Addr()) || in.Subnet.Bits() < network.Bits():
 		return fmt.Errorf("peer %q: subnet %s is not inside the network %s", in.Name, in.Subnet, network)
-	case !routable(in.State):
+	case !in.State.Routable():
 		return nil // shown, not routed: overlaps do not matter
 	case in.Subnet.Overlaps(own):
 		return fmt.Errorf("peer %q: subnet %s overlaps this node's subnet %s", in.Name, in.Subnet, own)

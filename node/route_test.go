@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 )
 
 var (
@@ -16,15 +17,15 @@ var (
 	ownNet  = netip.MustParsePrefix("10.244.1.0/24")
 )
 
-func peer(name, subnet, ep string) PeerInfo {
-	return PeerInfo{Name: name, Subnet: netip.MustParsePrefix(subnet), Endpoint: netip.MustParseAddrPort(ep), State: "static"}
+func testPeer(name, subnet, ep string) peer.Info {
+	return peer.Info{Name: name, Subnet: netip.MustParsePrefix(subnet), Endpoint: netip.MustParseAddrPort(ep), State: "static"}
 }
 
 func TestTableLookup(t *testing.T) {
-	tb, errs := buildTable([]PeerInfo{
-		peer("b", "10.244.2.0/24", "192.0.2.2:6081"),
-		peer("c", "10.244.3.0/24", "192.0.2.3:6081"),
-		peer("d", "10.244.128.0/17", "192.0.2.4:6081"),
+	tb, errs := buildTable([]peer.Info{
+		testPeer("b", "10.244.2.0/24", "192.0.2.2:6081"),
+		testPeer("c", "10.244.3.0/24", "192.0.2.3:6081"),
+		testPeer("d", "10.244.128.0/17", "192.0.2.4:6081"),
 	}, testNet, ownNet, plain, nil)
 	if errs != nil {
 		t.Fatal(errs)
@@ -49,18 +50,18 @@ func TestTableLookup(t *testing.T) {
 }
 
 func TestTableRejects(t *testing.T) {
-	b := peer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	b := testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")
 	cases := map[string]struct {
-		peers []PeerInfo
+		peers []peer.Info
 		want  string
 	}{
-		"duplicate name":     {[]PeerInfo{b, peer("b", "10.244.3.0/24", "192.0.2.3:6081")}, "listed twice"},
-		"outside network":    {[]PeerInfo{peer("x", "10.9.0.0/24", "192.0.2.3:6081")}, "not inside the network"},
-		"wider than network": {[]PeerInfo{peer("x", "10.0.0.0/8", "192.0.2.3:6081")}, "not inside the network"},
-		"overlaps own":       {[]PeerInfo{peer("x", "10.244.0.0/20", "192.0.2.3:6081")}, "overlaps this node's"},
-		"overlaps peer":      {[]PeerInfo{b, peer("x", "10.244.2.128/25", "192.0.2.3:6081")}, `overlaps peer "b"`},
-		"covers peer":        {[]PeerInfo{b, peer("x", "10.244.2.0/23", "192.0.2.3:6081")}, `overlaps peer "b"`},
-		"same endpoint":      {[]PeerInfo{b, peer("x", "10.244.3.0/24", "192.0.2.2:6081")}, "endpoint"},
+		"duplicate name":     {[]peer.Info{b, testPeer("b", "10.244.3.0/24", "192.0.2.3:6081")}, "listed twice"},
+		"outside network":    {[]peer.Info{testPeer("x", "10.9.0.0/24", "192.0.2.3:6081")}, "not inside the network"},
+		"wider than network": {[]peer.Info{testPeer("x", "10.0.0.0/8", "192.0.2.3:6081")}, "not inside the network"},
+		"overlaps own":       {[]peer.Info{testPeer("x", "10.244.0.0/20", "192.0.2.3:6081")}, "overlaps this node's"},
+		"overlaps peer":      {[]peer.Info{b, testPeer("x", "10.244.2.128/25", "192.0.2.3:6081")}, `overlaps peer "b"`},
+		"covers peer":        {[]peer.Info{b, testPeer("x", "10.244.2.0/23", "192.0.2.3:6081")}, `overlaps peer "b"`},
+		"same endpoint":      {[]peer.Info{b, testPeer("x", "10.244.3.0/24", "192.0.2.2:6081")}, "endpoint"},
 	}
 	for name, tc := range cases {
 		tb, errs := buildTable(tc.peers, testNet, ownNet, plain, nil)
@@ -76,11 +77,11 @@ func TestTableRejects(t *testing.T) {
 }
 
 func TestTableShowsButDoesNotRouteDeadPeers(t *testing.T) {
-	dead := peer("d", "10.244.2.0/24", "192.0.2.2:6081")
+	dead := testPeer("d", "10.244.2.0/24", "192.0.2.2:6081")
 	dead.State = "dead"
-	alive := peer("n", "10.244.2.0/24", "192.0.2.3:6081") // reuses the dead peer's subnet
+	alive := testPeer("n", "10.244.2.0/24", "192.0.2.3:6081") // reuses the dead peer's subnet
 	alive.State = "alive"
-	tb, errs := buildTable([]PeerInfo{dead, alive}, testNet, ownNet, plain, nil)
+	tb, errs := buildTable([]peer.Info{dead, alive}, testNet, ownNet, plain, nil)
 	if len(errs) != 0 || len(tb.peers) != 2 {
 		t.Fatalf("errs %v, peers %d", errs, len(tb.peers))
 	}
@@ -93,11 +94,11 @@ func TestTableShowsButDoesNotRouteDeadPeers(t *testing.T) {
 }
 
 func TestTableKeepsCounters(t *testing.T) {
-	b := peer("b", "10.244.2.0/24", "192.0.2.2:6081")
-	t1, _ := buildTable([]PeerInfo{b}, testNet, ownNet, plain, nil)
+	b := testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	t1, _ := buildTable([]peer.Info{b}, testNet, ownNet, plain, nil)
 	t1.peers[0].rxPackets.Add(5)
 	b.Endpoint = netip.MustParseAddrPort("192.0.2.9:6081") // the peer moved
-	t2, errs := buildTable([]PeerInfo{b}, testNet, ownNet, plain, t1)
+	t2, errs := buildTable([]peer.Info{b}, testNet, ownNet, plain, t1)
 	if errs != nil {
 		t.Fatal(errs)
 	}
@@ -111,10 +112,10 @@ func TestTableKeepsCounters(t *testing.T) {
 }
 
 // benchPeers returns n peers with /24s of 10.0.0.0/8.
-func benchPeers(n int) []PeerInfo {
-	var peers []PeerInfo
+func benchPeers(n int) []peer.Info {
+	var peers []peer.Info
 	for i := 1; i <= n; i++ {
-		peers = append(peers, PeerInfo{
+		peers = append(peers, peer.Info{
 			Name:     fmt.Sprint("n", i),
 			Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
 			Endpoint: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 6081),

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 	"github.com/weftnet/weft/udp"
 )
@@ -130,14 +131,14 @@ type simNode struct {
 
 // startSim runs a node named name with subnet and endpoint ep on net, peered
 // statically with peers. It stops when the test ends.
-func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...PeerInfo) *simNode {
+func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...peer.Info) *simNode {
 	t.Helper()
 	codec, _ := encap.NewPlain(1)
 	return startSimCodec(t, sn, name, subnet, ep, codec, peers...)
 }
 
 // startSimCodec is startSim with a given codec (sealed, other keys…).
-func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.Codec, peers ...PeerInfo) *simNode {
+func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.Codec, peers ...peer.Info) *simNode {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Insecure = name, true
@@ -153,7 +154,7 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	}
 	s := &simNode{Node: n, tun: dev, conn: conn, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { s.done <- n.Run(ctx, StaticPeers(peers)) }()
+	go func() { s.done <- n.Run(ctx, peer.StaticSet(peers)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-s.done; err != nil {
@@ -198,8 +199,8 @@ func noPacket(t *testing.T, d *tunneltest.Device) {
 // pair starts a and b, peered with each other.
 func pair(t *testing.T) (*simNet, *simNode, *simNode) {
 	sn := &simNet{}
-	a := startSim(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", peer("b", "10.244.2.0/24", "192.0.2.2:6081"))
-	b := startSim(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", peer("a", "10.244.1.0/24", "192.0.2.1:6081"))
+	a := startSim(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", testPeer("b", "10.244.2.0/24", "192.0.2.2:6081"))
+	b := startSim(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", testPeer("a", "10.244.1.0/24", "192.0.2.1:6081"))
 	return sn, a, b
 }
 
@@ -376,9 +377,9 @@ func TestSimSealed(t *testing.T) {
 	key, _ := encap.GenerateKey()
 	other, _ := encap.GenerateKey()
 	sn := &simNet{}
-	pa, pb := peer("a", "10.244.1.0/24", "192.0.2.1:6081"), peer("b", "10.244.2.0/24", "192.0.2.2:6081")
-	a := startSimCodec(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", sealed(t, "a", key), pb, peer("c", "10.244.3.0/24", "192.0.2.3:6081"))
-	b := startSimCodec(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", sealed(t, "b", key), pa, peer("c", "10.244.3.0/24", "192.0.2.3:6081"))
+	pa, pb := testPeer("a", "10.244.1.0/24", "192.0.2.1:6081"), testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	a := startSimCodec(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", sealed(t, "a", key), pb, testPeer("c", "10.244.3.0/24", "192.0.2.3:6081"))
+	b := startSimCodec(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", sealed(t, "b", key), pa, testPeer("c", "10.244.3.0/24", "192.0.2.3:6081"))
 	// c holds another cluster's key.
 	c := startSimCodec(t, sn, "c", "10.244.3.0/24", "192.0.2.3:6081", sealed(t, "c", other), pa, pb)
 	if a.mtu != 1424 {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/udp"
 )
@@ -81,7 +82,7 @@ type PeerStatus struct {
 	Name      string         `json:"name"`
 	Subnet    netip.Prefix   `json:"subnet"`
 	Endpoint  netip.AddrPort `json:"endpoint"`
-	State     string         `json:"state"`
+	State     peer.State     `json:"state"`
 	RxPackets uint64         `json:"rx_packets"`
 	TxPackets uint64         `json:"tx_packets"`
 	RxBytes   uint64         `json:"rx_bytes"`
@@ -124,9 +125,9 @@ func (n *Node) Status() Status {
 	}
 	now := time.Now()
 	for _, p := range t.peers {
-		path := PathStatus{State: PathUnknown, Reason: "not probed: the peer is " + p.State}
-		if routable(p.State) {
-			path = p.path.status(now, n.probeTimeout(), p.State != "static", p.Endpoint)
+		path := PathStatus{State: PathUnknown, Reason: "not probed: the peer is " + string(p.State)}
+		if p.State.Routable() {
+			path = p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
 		}
 		s.Peers = append(s.Peers, PeerStatus{
 			Name: p.Name, Subnet: p.Subnet, Endpoint: p.Endpoint, State: p.State,

@@ -111,7 +111,7 @@ func checkTun(f *findings, s *node.Status) {
 	}
 	var missing []string
 	for _, p := range s.Peers {
-		if p.State == "dead" || p.State == "left" {
+		if !p.State.Routable() {
 			continue // not routed
 		}
 		routes, err := netlink.RouteGet(p.Subnet.Addr().AsSlice())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/peer"
 )
 
 // cmdLab builds hosts in network namespaces, runs this weft binary on each,
@@ -87,7 +88,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				}
 				alive := 0
 				for _, p := range s.Peers {
-					if p.State == "alive" {
+					if p.State == peer.Alive {
 						alive++
 					}
 				}

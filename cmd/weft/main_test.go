@@ -7,32 +7,6 @@ import (
 	"testing"
 )
 
-func TestParsePeer(t *testing.T) {
-	good := map[string]string{
-		"b=10.244.2.0/24@192.0.2.2":        "b 10.244.2.0/24 192.0.2.2:6081",
-		"b=10.244.2.0/24@192.0.2.2:7000":   "b 10.244.2.0/24 192.0.2.2:7000",
-		"b=10.244.2.0/24@[fd00::2]:7000":   "b 10.244.2.0/24 [fd00::2]:7000",
-		"b=10.244.2.0/24@fd00::2":          "b 10.244.2.0/24 [fd00::2]:6081",
-		"node-x=10.244.128.0/17@192.0.2.9": "node-x 10.244.128.0/17 192.0.2.9:6081",
-	}
-	for in, want := range good {
-		p, err := parsePeer(in)
-		if err != nil {
-			t.Errorf("%s: %v", in, err)
-			continue
-		}
-		if got := p.Name + " " + p.Subnet.String() + " " + p.Endpoint.String(); got != want || p.State != "static" {
-			t.Errorf("%s: got %s (%s), want %s", in, got, p.State, want)
-		}
-	}
-	for _, in := range []string{"", "b", "=10.244.2.0/24@192.0.2.2", "b=10.244.2.0/24", "b=10.244.2.1/24@192.0.2.2",
-		"b=10.244.2.0/24@host.example", "b=10.244.2.0/24@192.0.2.2:0", "b=10.244.2.0/24@192.0.2.2:70000", "b=bad@192.0.2.2"} {
-		if _, err := parsePeer(in); err == nil {
-			t.Errorf("%q accepted", in)
-		}
-	}
-}
-
 // Bad flags fail before anything is touched, with one line naming the flag.
 func TestUpBadFlags(t *testing.T) {
 	base := []string{"up", "--insecure", "--run-dir", t.TempDir(), "--state-dir", t.TempDir()}

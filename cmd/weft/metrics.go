@@ -15,6 +15,7 @@ import (
 
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
 )
 
 // serveMetrics serves Prometheus metrics of n (and m, if gossip runs) at
@@ -69,12 +70,12 @@ func (g gossipCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.Descr
 
 func (g gossipCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(len(g.m.Leases())))
-	states := map[string]float64{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	states := map[peer.State]float64{peer.Alive: 0, peer.Suspect: 0, peer.Dead: 0, peer.Left: 0}
 	for _, mb := range g.m.Members() {
 		states[mb.State]++
 	}
 	for st, v := range states {
-		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, v, st)
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, v, string(st))
 	}
 	for reason, v := range g.m.Stats() {
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(v), reason)

@@ -11,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -52,7 +52,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.Func("subnet", "this node's `CIDR` inside --network (default: gossip leases a free one)", prefixFlag(&cfg.Subnet))
 	fs.IntVar(&cfg.SubnetLen, "subnet-len", cfg.SubnetLen, "prefix `length` of node subnets picked from --network")
 	fs.Func("peer", "a static peer `NAME=SUBNET@IP[:PORT]` (repeatable; port default 6081)", func(s string) error {
-		p, err := parsePeer(s)
+		p, err := peer.Parse(s, encap.Port)
 		cfg.Peers = append(cfg.Peers, p)
 		return err
 	})
@@ -137,9 +137,9 @@ func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
 	if o.node.Insecure {
 		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
-	var sources []node.PeerSource
+	var sources []peer.Source
 	if len(o.node.Peers) > 0 {
-		sources = append(sources, node.StaticPeers(o.node.Peers))
+		sources = append(sources, peer.StaticSet(o.node.Peers))
 	}
 	var m *membership.Membership
 	if o.gossipPort != 0 {
@@ -214,33 +214,4 @@ func prefixFlag(dst *netip.Prefix) func(string) error {
 		*dst = p
 		return err
 	}
-}
-
-// parsePeer parses NAME=SUBNET@IP[:PORT].
-func parsePeer(s string) (node.PeerInfo, error) {
-	name, rest, ok := strings.Cut(s, "=")
-	subnet, ep, ok2 := strings.Cut(rest, "@")
-	if !ok || !ok2 || name == "" {
-		return node.PeerInfo{}, fmt.Errorf("want NAME=SUBNET@IP[:PORT], got %q", s)
-	}
-	pfx, err := netip.ParsePrefix(subnet)
-	if err != nil {
-		return node.PeerInfo{}, fmt.Errorf("peer %q: %w", name, err)
-	}
-	if pfx != pfx.Masked() {
-		return node.PeerInfo{}, fmt.Errorf("peer %q: %s is not a network address (did you mean %s?)", name, pfx, pfx.Masked())
-	}
-	host, port := ep, strconv.Itoa(encap.Port)
-	if h, p, err := net.SplitHostPort(ep); err == nil {
-		host, port = h, p
-	}
-	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	if err != nil {
-		return node.PeerInfo{}, fmt.Errorf("peer %q: endpoint: %w", name, err)
-	}
-	pn, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || pn == 0 {
-		return node.PeerInfo{}, fmt.Errorf("peer %q: bad port %q", name, port)
-	}
-	return node.PeerInfo{Name: name, Subnet: pfx, Endpoint: netip.AddrPortFrom(addr.Unmap(), uint16(pn)), State: "static"}, nil
 }

@@ -1,0 +1,100 @@
+// Package peer is weft's model of a remote node: what the sources that learn
+// peers (static --peer flags, gossip) tell the data path that routes to them.
+// It is a leaf: it imports nothing of weft, so membership, lab and the control
+// API can use it without pulling in the data path.
+package peer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// State is where a peer stands. Only Static, Alive and Suspect peers are
+// routed; Dead and Left ones are shown (status, metrics) until their lease
+// goes, and every other value is a bug that is never routed.
+type State string
+
+const (
+	Static  State = "static"  // from --peer: always routed, never heard from
+	Alive   State = "alive"   // a gossip member in good standing
+	Suspect State = "suspect" // a gossip member not heard from lately; still routed
+	Dead    State = "dead"    // a gossip member declared failed
+	Left    State = "left"    // a gossip member that left gracefully
+)
+
+// States lists every state, in the order status and metrics show them.
+var States = []State{Static, Alive, Suspect, Dead, Left}
+
+// Routable reports whether a peer in this state gets routes.
+func (s State) Routable() bool { return s == Static || s == Alive || s == Suspect }
+
+// Info is what a peer source knows about one remote node.
+type Info struct {
+	Name     string
+	Subnet   netip.Prefix
+	Endpoint netip.AddrPort // underlay address and UDP port
+	State    State
+	LastSeen time.Time // when gossip last heard from the peer, as of this peer set; zero for static peers
+}
+
+// Source feeds the routing table: static --peer flags or gossip. Run calls
+// update with the source's complete current peer set whenever it changes
+// (the first call is the initial set) until ctx ends. update never blocks
+// for long and is not called concurrently by one source; the slices passed
+// to it are never modified afterwards.
+type Source interface {
+	Run(ctx context.Context, update func([]Info)) error
+}
+
+// HeardReporter is a Source that hears from its peers (gossip). Status asks
+// it when each peer was last heard: that changes with every gossip probe,
+// too often to send a new peer set each time. Safe for concurrent use.
+type HeardReporter interface {
+	LastHeard(name string) (time.Time, bool)
+}
+
+// StaticSet is the Source of --peer flags: one fixed set.
+type StaticSet []Info
+
+var _ Source = StaticSet(nil)
+
+func (s StaticSet) Run(ctx context.Context, update func([]Info)) error {
+	update(s)
+	<-ctx.Done()
+	return nil
+}
+
+// Parse reads a static peer written NAME=SUBNET@IP[:PORT] (IPv6 as [IP]:PORT
+// or a bare IP); the port defaults to defaultPort.
+func Parse(s string, defaultPort uint16) (Info, error) {
+	name, rest, ok := strings.Cut(s, "=")
+	subnet, ep, ok2 := strings.Cut(rest, "@")
+	if !ok || !ok2 || name == "" {
+		return Info{}, fmt.Errorf("want NAME=SUBNET@IP[:PORT], got %q", s)
+	}
+	pfx, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return Info{}, fmt.Errorf("peer %q: %w", name, err)
+	}
+	if pfx != pfx.Masked() {
+		return Info{}, fmt.Errorf("peer %q: %s is not a network address (did you mean %s?)", name, pfx, pfx.Masked())
+	}
+	host, port := ep, strconv.Itoa(int(defaultPort))
+	if h, p, err := net.SplitHostPort(ep); err == nil {
+		host, port = h, p
+	}
+	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return Info{}, fmt.Errorf("peer %q: endpoint: %w", name, err)
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || pn == 0 {
+		return Info{}, fmt.Errorf("peer %q: bad port %q", name, port)
+	}
+	return Info{Name: name, Subnet: pfx, Endpoint: netip.AddrPortFrom(addr.Unmap(), uint16(pn)), State: Static}, nil
+}
