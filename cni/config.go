@@ -7,6 +7,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/weftnet/weft/api"
 )
 
 // Defaults of the network config keys.
@@ -66,6 +68,6 @@ func ParseNetConf(b []byte) (*NetConf, error) {
 }
 
 // SocketPath is the agent's control socket: weft.sock beside the subnet file.
-func (c *NetConf) SocketPath() string { return filepath.Join(dirOf(c.SubnetFile), "weft.sock") }
+func (c *NetConf) SocketPath() string { return filepath.Join(dirOf(c.SubnetFile), api.SocketFile) }
 
 func dirOf(path string) string { return filepath.Dir(path) }

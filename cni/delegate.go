@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // Defaults of the generated delegate config.
@@ -80,7 +82,7 @@ type Route struct {
 // cni0 as the pods' gateway, MTU and masquerading from the agent, hairpin
 // mode on, host-local handing out the subnet with a route to the whole
 // overlay through the bridge.
-func defaultDelegate(name string, s SubnetEnv) Delegate {
+func defaultDelegate(name string, s subnetenv.Env) Delegate {
 	d := Delegate{
 		Name: name, Type: DefaultDelegateType, Bridge: DefaultBridge,
 		IsGateway: true, IPMasq: s.IPMasq, MTU: s.MTU, HairpinMode: true,
@@ -98,7 +100,7 @@ func defaultDelegate(name string, s SubnetEnv) Delegate {
 // host-local replaces the default ipam whole; otherwise its keys are laid
 // over the host-local defaults too. s may be zero (GC without a subnet
 // file): the result then has no ranges or routes unless the override has.
-func (c *NetConf) buildDelegate(s SubnetEnv) (Delegate, error) {
+func (c *NetConf) buildDelegate(s subnetenv.Env) (Delegate, error) {
 	d := defaultDelegate(c.Name, s)
 	if len(c.Delegate) > 0 {
 		var probe struct {

@@ -6,11 +6,13 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/subnetenv"
 )
 
-func testSubnet(t *testing.T) SubnetEnv {
+func testSubnet(t *testing.T) subnetenv.Env {
 	t.Helper()
-	s, err := ParseSubnetEnv([]byte(testSubnetEnv))
+	s, err := subnetenv.Parse([]byte(testSubnetEnv))
 	if err != nil {
 		t.Fatal(err)
 	}

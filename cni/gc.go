@@ -25,6 +25,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // GC releases every resource of this network that no attachment in the
@@ -113,7 +115,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 
 // gcDelegate is the delegate config GC forwards to and sweeps for.
 func (p *Plugin) gcDelegate(conf *NetConf, saved *Delegate) (*Delegate, error) {
-	sn, err := ReadSubnetEnv(conf.SubnetFile)
+	sn, err := subnetenv.Read(conf.SubnetFile)
 	if err == nil {
 		d, err := conf.buildDelegate(sn)
 		return &d, err
@@ -124,7 +126,7 @@ func (p *Plugin) gcDelegate(conf *NetConf, saved *Delegate) (*Delegate, error) {
 		return &d, nil
 	}
 	// No subnet and no live attachment: enough to find host-local's dir.
-	d, err := conf.buildDelegate(SubnetEnv{})
+	d, err := conf.buildDelegate(subnetenv.Env{})
 	if err != nil {
 		return nil, err
 	}

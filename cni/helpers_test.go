@@ -11,7 +11,10 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/cni/cnitest"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 const testSubnetEnv = "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"
@@ -125,4 +128,15 @@ func delegateConf(t *testing.T, c cnitest.Call) Delegate {
 		t.Fatalf("%s %s stdin: %v\n%s", c.Plugin, c.Command, err, c.Stdin)
 	}
 	return d
+}
+
+// The plugin's defaults point where the agent writes, by default.
+func TestDefaultsMatchAgent(t *testing.T) {
+	if want := filepath.Join(agent.DefaultConfig().RunDir, subnetenv.File); DefaultSubnetFile != want {
+		t.Fatalf("DefaultSubnetFile %s, the agent writes %s", DefaultSubnetFile, want)
+	}
+	c := &NetConf{SubnetFile: DefaultSubnetFile}
+	if want := filepath.Join(agent.DefaultConfig().RunDir, api.SocketFile); c.SocketPath() != want {
+		t.Fatalf("socket %s, the agent listens on %s", c.SocketPath(), want)
+	}
 }

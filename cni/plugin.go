@@ -30,6 +30,8 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // Config configures a Plugin. The zero value of every field means its default.
@@ -96,9 +98,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	sn, err := ReadSubnetEnv(conf.SubnetFile)
+	sn, err := subnetenv.Read(conf.SubnetFile)
 	switch {
-	case errors.Is(err, ErrNoAgent):
+	case errors.Is(err, subnetenv.ErrNoAgent):
 		return errNoAgent(conf.SubnetFile)
 	case err != nil:
 		return errConfig("subnetFile: %v", err)
@@ -242,7 +244,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 // in its subnet: the agent came back with another lease, so the overlay no
 // longer routes to the pod.
 func checkSubnet(conf *NetConf, res types.Result) error {
-	sn, err := ReadSubnetEnv(conf.SubnetFile)
+	sn, err := subnetenv.Read(conf.SubnetFile)
 	if err != nil {
 		return nil // no agent now: nothing to compare with
 	}

@@ -2,17 +2,16 @@ package cni
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // Status says whether ADD can succeed now: the agent has written its subnet
@@ -24,9 +23,9 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	sn, err := ReadSubnetEnv(conf.SubnetFile)
+	sn, err := subnetenv.Read(conf.SubnetFile)
 	switch {
-	case errors.Is(err, ErrNoAgent):
+	case errors.Is(err, subnetenv.ErrNoAgent):
 		return errNotAvailable("the weft agent is not running on this node (%s does not exist)", conf.SubnetFile)
 	case err != nil:
 		return errNotAvailable("subnetFile: %v", err)
@@ -79,29 +78,9 @@ func (p *Plugin) speaks(ctx context.Context, path, v string) bool {
 // agentSubnet asks the agent on its control socket (GET /v1/status, the
 // contract of `weft status --json`) which subnet it holds.
 func agentSubnet(ctx context.Context, socket string) (netip.Prefix, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-		DisableKeepAlives: true,
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://weft/v1/status", nil)
+	s, err := api.NewSocketClient(socket).Status(ctx)
 	if err != nil {
 		return netip.Prefix{}, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return netip.Prefix{}, fmt.Errorf("answered %s", resp.Status)
-	}
-	var s struct {
-		Subnet netip.Prefix `json:"subnet"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return netip.Prefix{}, fmt.Errorf("decode status: %w", err)
 	}
 	return s.Subnet, nil
 }

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/lab"
-	"github.com/weftnet/weft/node"
 )
 
 func TestBadFlags(t *testing.T) {
@@ -69,7 +69,7 @@ func TestBadFlags(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), ioTimeout)
 			defer cancel()
-			_, err := node.FetchStatus(ctx, filepath.Join(dir, "run"))
+			_, err := api.NewClient(filepath.Join(dir, "run")).Status(ctx)
 			return err
 		})
 		if err != nil {

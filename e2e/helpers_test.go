@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
-	"github.com/weftnet/weft/node"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -203,11 +203,11 @@ func cliStatus(t *testing.T, w *lab.Weft, args ...string) string {
 }
 
 // cliStatusJSON runs `weft status --json` and decodes its output twice: into
-// node.Status and into a generic map, to check the key names themselves.
-func cliStatusJSON(t *testing.T, w *lab.Weft) (node.Status, map[string]any) {
+// api.Status and into a generic map, to check the key names themselves.
+func cliStatusJSON(t *testing.T, w *lab.Weft) (api.Status, map[string]any) {
 	t.Helper()
 	out := cliStatus(t, w, "--json")
-	var s node.Status
+	var s api.Status
 	var m map[string]any
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("%s: weft status --json: %v\n%s", w.Host, err, out)
@@ -219,7 +219,7 @@ func cliStatusJSON(t *testing.T, w *lab.Weft) (node.Status, map[string]any) {
 }
 
 // status asks w for its status over the control socket.
-func status(t *testing.T, w *lab.Weft) *node.Status {
+func status(t *testing.T, w *lab.Weft) *api.Status {
 	t.Helper()
 	s, err := w.Status(t.Context())
 	if err != nil {
@@ -229,7 +229,7 @@ func status(t *testing.T, w *lab.Weft) *node.Status {
 }
 
 // peer returns the status of the peer named name, or fails the test.
-func peer(t *testing.T, s *node.Status, name string) node.PeerStatus {
+func peer(t *testing.T, s *api.Status, name string) api.PeerStatus {
 	t.Helper()
 	for _, p := range s.Peers {
 		if p.Name == name {
@@ -237,7 +237,7 @@ func peer(t *testing.T, s *node.Status, name string) node.PeerStatus {
 		}
 	}
 	t.Fatalf("%s: no peer %q in status: %+v", s.Name, name, s.Peers)
-	return node.PeerStatus{}
+	return api.PeerStatus{}
 }
 
 // waitDrops waits until every reason in want has exactly its count on w.

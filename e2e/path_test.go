@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/lab"
-	"github.com/weftnet/weft/node"
 )
 
 // A firewall that drops only the data port (UDP 6081) while gossip flows:
@@ -18,7 +18,7 @@ func TestPathBlockedDataPort(t *testing.T) {
 	_, nodes := gossipLab(t, "pb", 2)
 	h1, h2 := nodes[0], nodes[1]
 	waitPeers(t, h1, h2)
-	waitPath(t, h1, "h2", node.PathOK)
+	waitPath(t, h1, "h2", api.PathOK)
 	if r := runWeft(t, h1.Host, "doctor", "--run-dir", h1.RunDir); r.code != 0 || !strings.Contains(r.stdout, "path to h2") {
 		t.Fatalf("doctor on a healthy node: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	} else {
@@ -36,7 +36,7 @@ func TestPathBlockedDataPort(t *testing.T) {
 			t.Fatalf("nft %v: %v\n%s", argv, err, out)
 		}
 	}
-	p := waitPath(t, h1, "h2", node.PathUnreachable)
+	p := waitPath(t, h1, "h2", api.PathUnreachable)
 	if !strings.Contains(p.Path.Reason, "gossip still hears") {
 		t.Fatalf("reason %q does not say gossip still works", p.Path.Reason)
 	}
@@ -55,16 +55,16 @@ func TestPathBlockedDataPort(t *testing.T) {
 	if out, err := h2.Host.Run(ctx, "nft", "delete", "table", "inet", "weftblock"); err != nil {
 		t.Fatalf("nft: %v\n%s", err, out)
 	}
-	waitPath(t, h1, "h2", node.PathOK)
-	waitPath(t, h2, "h1", node.PathOK)
+	waitPath(t, h1, "h2", api.PathOK)
+	waitPath(t, h2, "h1", api.PathOK)
 	ping(t, h1, h2, 1)
 }
 
 // waitPath waits until w's status shows its path to peer in state, and
 // returns that peer's status.
-func waitPath(t *testing.T, w *lab.Weft, peer, state string) node.PeerStatus {
+func waitPath(t *testing.T, w *lab.Weft, peer, state string) api.PeerStatus {
 	t.Helper()
-	var got node.PeerStatus
+	var got api.PeerStatus
 	err := lab.WaitFor(t.Context(), convergeTimeout, fmt.Sprintf("%s's path to %s %s", w.Name, peer, state), func() error {
 		s, err := w.Status(t.Context())
 		if err != nil {

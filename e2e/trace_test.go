@@ -19,9 +19,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/lab"
-	"github.com/weftnet/weft/node"
 )
 
 // weft trace on h2 shows a ping's packets both ways and a spoofed packet's
@@ -131,7 +131,7 @@ func TestTrace(t *testing.T) {
 func TestTraceSlowReader(t *testing.T) {
 	_, nodes := weftLab(t, "ts", 2, "")
 	h1, h2 := nodes[0], nodes[1]
-	conn, err := net.Dial("unix", filepath.Join(h2.RunDir, node.SocketFile))
+	conn, err := net.Dial("unix", filepath.Join(h2.RunDir, api.SocketFile))
 	if err != nil {
 		t.Fatal(err)
 	}

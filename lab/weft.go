@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/api"
 )
 
 // WeftConfig describes weft nodes to run on a lab's hosts.
@@ -134,10 +134,10 @@ func (w *Weft) Start(ctx context.Context) error {
 }
 
 // Status asks the node for its status.
-func (w *Weft) Status(ctx context.Context) (*node.Status, error) {
+func (w *Weft) Status(ctx context.Context) (*api.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return node.FetchStatus(ctx, w.RunDir)
+	return api.NewClient(w.RunDir).Status(ctx)
 }
 
 // Stop sends SIGTERM and waits for a clean exit; a node that needs SIGKILL

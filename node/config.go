@@ -9,6 +9,7 @@ import (
 
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/subnetenv"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -24,8 +25,6 @@ type Config struct {
 	Peers     []peer.Info    // --peer: static peers
 	TunName   string         // --tun: default weft0
 	TunDriver string         // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
-	StateDir  string         // --state-dir: persistent state; default /var/lib/weft
-	RunDir    string         // --run-dir: control socket and subnet.env; default /run/weft
 	Insecure  bool           // --insecure: run without authentication or encryption
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
@@ -45,8 +44,6 @@ func DefaultConfig() Config {
 		SubnetLen: 24,
 		TunName:   "weft0",
 		TunDriver: tunnel.DriverWireguard,
-		StateDir:  "/var/lib/weft",
-		RunDir:    "/run/weft",
 		VNI:       1,
 
 		ProbeInterval: time.Second,
@@ -94,9 +91,6 @@ func (c *Config) Validate() error {
 	if !known {
 		return fmt.Errorf("--tun-driver %q: must be one of %v", c.TunDriver, tunnel.Drivers)
 	}
-	if c.RunDir == "" || c.StateDir == "" {
-		return errors.New("--run-dir and --state-dir must not be empty")
-	}
 	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, &encap.Plain{}, nil); len(errs) > 0 {
 		return fmt.Errorf("--peer: %w", errs[0])
 	}
@@ -106,4 +100,4 @@ func (c *Config) Validate() error {
 // Address is the node's own overlay address: the subnet's network address,
 // kept off the subnet's .1 so a container bridge can take that as gateway
 // (flannel's convention).
-func (c *Config) Address() netip.Addr { return c.Subnet.Addr() }
+func (c *Config) Address() netip.Addr { return subnetenv.NodeAddress(c.Subnet) }

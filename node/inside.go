@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -108,7 +109,7 @@ func (in *inside) packet(t *table, buf []byte, off, size int) {
 	ip, ok := parseIP(pkt)
 	peer, verdict := in.route(t, ip, ok, size)
 	if n.trace.on() {
-		n.trace.packet(TraceOut, peer, pkt, ip, ok, verdict) // before sealing: the inner packet in clear
+		n.trace.packet(api.TraceOut, peer, pkt, ip, ok, verdict) // before sealing: the inner packet in clear
 	}
 	if verdict != pass {
 		n.drops.add(verdict, 1)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 )
 
@@ -25,16 +26,6 @@ type KeyHook interface {
 	RemoveKey(secret []byte) error
 }
 
-// KeyRequest is the body of POST /v1/keys.
-type KeyRequest struct {
-	Key string `json:"key"` // as weft keygen prints it
-}
-
-// KeyAnswer is the answer to a key change.
-type KeyAnswer struct {
-	ID int `json:"id"`
-}
-
 // errInsecure answers key changes on a node running --insecure.
 var errInsecure = errors.New("this node runs --insecure: it has no keys to change (restart it with --key-file)")
 
@@ -42,16 +33,16 @@ var errInsecure = errors.New("this node runs --insecure: it has no keys to chang
 func (n *Node) SetKeyHook(h KeyHook) { n.keyHook = h }
 
 // handleKeys adds the key endpoints to the control socket.
-func (n *Node) handleKeys() {
-	n.mux.HandleFunc("POST /v1/keys", func(w http.ResponseWriter, r *http.Request) {
-		var req KeyRequest
+func (n *Node) handleKeys(s *api.Server) {
+	s.HandleFunc("POST /v1/keys", func(w http.ResponseWriter, r *http.Request) {
+		var req api.KeyRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			WriteError(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
 			return
 		}
 		secret, err := encap.ParseKey(req.Key)
 		if err != nil {
-			WriteError(w, http.StatusBadRequest, err)
+			api.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
 		n.keyChange(w, "added", func(s *encap.Sealed) (byte, error) {
@@ -67,7 +58,7 @@ func (n *Node) handleKeys() {
 			return id, nil
 		})
 	})
-	n.mux.HandleFunc("POST /v1/keys/{id}/use", func(w http.ResponseWriter, r *http.Request) {
+	s.HandleFunc("POST /v1/keys/{id}/use", func(w http.ResponseWriter, r *http.Request) {
 		n.keyChangeByID(w, r, "now sending with", func(s *encap.Sealed, id byte, secret []byte) error {
 			_, old := s.KeyIDs()
 			if err := s.SetPrimary(id); err != nil {
@@ -80,7 +71,7 @@ func (n *Node) handleKeys() {
 			return nil
 		})
 	})
-	n.mux.HandleFunc("DELETE /v1/keys/{id}", func(w http.ResponseWriter, r *http.Request) {
+	s.HandleFunc("DELETE /v1/keys/{id}", func(w http.ResponseWriter, r *http.Request) {
 		n.keyChangeByID(w, r, "removed", func(s *encap.Sealed, id byte, secret []byte) error {
 			if err := s.RemoveKey(id); err != nil {
 				return err
@@ -100,14 +91,14 @@ func (n *Node) handleKeys() {
 func (n *Node) keyChange(w http.ResponseWriter, what string, change func(*encap.Sealed) (byte, error)) {
 	s, ok := n.codec.(*encap.Sealed)
 	if !ok {
-		WriteError(w, http.StatusConflict, errInsecure)
+		api.WriteError(w, http.StatusConflict, errInsecure)
 		return
 	}
 	n.keyMu.Lock()
 	defer n.keyMu.Unlock()
 	id, err := change(s)
 	if err != nil {
-		WriteError(w, http.StatusConflict, err)
+		api.WriteError(w, http.StatusConflict, err)
 		return
 	}
 	ids, primary := s.KeyIDs()
@@ -116,14 +107,14 @@ func (n *Node) keyChange(w http.ResponseWriter, what string, change func(*encap.
 		held[i] = int(k)
 	}
 	n.log.Info("cluster key "+what, "key_id", id, "keys", held, "sending_with", primary)
-	WriteJSON(w, http.StatusOK, KeyAnswer{ID: int(id)})
+	api.WriteJSON(w, http.StatusOK, api.KeyAnswer{ID: int(id)})
 }
 
 // keyChangeByID is keyChange for a key named by the {id} in the path.
 func (n *Node) keyChangeByID(w http.ResponseWriter, r *http.Request, what string, change func(s *encap.Sealed, id byte, secret []byte) error) {
 	v, err := strconv.ParseUint(r.PathValue("id"), 10, 8)
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, fmt.Errorf("key id %q: want a number 0-255, as weft key list shows", r.PathValue("id")))
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("key id %q: want a number 0-255, as weft key list shows", r.PathValue("id")))
 		return
 	}
 	id := byte(v)

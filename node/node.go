@@ -1,6 +1,8 @@
-// Package node is the weft agent: it opens the TUN device and the UDP socket,
-// keeps the routing table fed from its peer sources, runs the forwarding
-// loops (inside.go: TUN → wire, outside.go: wire → TUN) and serves status.
+// Package node is weft's data plane: it opens the TUN device and the UDP
+// socket, keeps the routing table fed from its peer sources, runs the
+// forwarding loops (inside.go: TUN → wire, outside.go: wire → TUN) and the
+// path probes, and reports status. Package agent wires it to gossip, the
+// control socket and metrics.
 package node
 
 import (
@@ -8,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -64,8 +65,6 @@ type Node struct {
 	sendWarn *rate.Limiter // one send-error log line per minute at most
 	readWarn *rate.Limiter // the same for TUN read errors
 
-	mux *http.ServeMux // the control socket's endpoints
-
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
 
@@ -75,18 +74,22 @@ type Node struct {
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
 }
 
-// New validates cfg, finds the underlay, and opens the UDP socket and the TUN
-// device. The caller must Run the node (which closes them) or Close it.
-func New(cfg Config, log *slog.Logger) (*Node, error) {
+// OpenTun creates the TUN device; tunnel.Open is the real one, tests pass an
+// in-memory device.
+type OpenTun func(tunnel.Config, *slog.Logger) (tunnel.Device, error)
+
+// New validates cfg and opens the UDP socket and the TUN device (with
+// openTun; nil is tunnel.Open) on the underlay under, which FindUnderlay
+// chose. The caller must Run the node (which closes them) or Close it.
+func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if !cfg.Subnet.IsValid() {
 		return nil, errors.New("--subnet: no subnet for this node (give one, or let gossip lease one)")
 	}
-	under, err := FindUnderlay(cfg.Advertise, cfg.Listen.Addr())
-	if err != nil {
-		return nil, err
+	if openTun == nil {
+		openTun = tunnel.Open
 	}
 	codec, err := newCodec(cfg)
 	if err != nil {
@@ -105,7 +108,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	dev, err := tunnel.Open(tunnel.Config{
+	dev, err := openTun(tunnel.Config{
 		Name:    cfg.TunName,
 		Driver:  cfg.TunDriver,
 		MTU:     mtu,
@@ -143,14 +146,11 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
-		mux:       http.NewServeMux(),
 		secrets:   make(map[byte][]byte),
 	}
 	for _, k := range cfg.Keys {
 		n.secrets[encap.KeyID(k)] = k
 	}
-	n.handleKeys()
-	n.handleDebug()
 	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil
@@ -161,8 +161,8 @@ func (n *Node) Close() error {
 	return errors.Join(n.tun.Close(), n.conn.Close())
 }
 
-// Run forwards traffic and serves status until ctx ends or a loop fails,
-// then shuts down in order: status, loops, TUN, socket, run files.
+// Run forwards traffic until ctx ends or a loop or a peer source fails, then
+// shuts down in order: loops, TUN, socket.
 func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -172,17 +172,6 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 			n.heard = append(n.heard, r)
 		}
 	}
-	srv, err := n.serveStatus(ctx)
-	if err != nil {
-		n.Close()
-		return err
-	}
-	if err := n.writeSubnetEnv(); err != nil {
-		srv.close()
-		n.Close()
-		return err
-	}
-
 	var wg sync.WaitGroup
 	fail := func(what string, err error) {
 		if err != nil {
@@ -200,10 +189,8 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)
-	srv.close()
 	closeErr := n.Close() // unblocks both loops
 	wg.Wait()
-	n.removeRunFiles()
 	if errors.Is(cause, context.Canceled) {
 		cause = nil
 	}
@@ -268,3 +255,6 @@ func (n *Node) warnLimited(l *rate.Limiter, msg string, err error) {
 		n.log.Warn(msg+" (further failures this minute are only counted)", "err", err)
 	}
 }
+
+// MTU is the TUN's MTU: the underlay's less the encapsulation.
+func (n *Node) MTU() int { return n.mtu }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -108,7 +109,7 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 		verdict = dropNotOurSubnet
 	}
 	if n.trace.on() {
-		n.trace.packet(TraceIn, peer, inner, ip, ok, verdict)
+		n.trace.packet(api.TraceIn, peer, inner, ip, ok, verdict)
 	}
 	if verdict != pass {
 		n.drops.add(verdict, 1)

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/peer"
 )
 
@@ -32,22 +33,6 @@ const (
 	// unreachableAfter unanswered probes in a row make a path unreachable.
 	unreachableAfter = 3
 )
-
-// Path states in status.
-const (
-	PathOK          = "ok"
-	PathUnreachable = "unreachable"
-	PathUnknown     = "unknown"
-)
-
-// PathStatus is the health of the data path to one peer, from probes.
-type PathStatus struct {
-	State  string     `json:"state"`            // ok, unreachable or unknown
-	Reason string     `json:"reason,omitempty"` // why unreachable or unknown
-	RTTMs  float64    `json:"rtt_ms"`           // of the last answered probe; 0 if none
-	Loss   float64    `json:"loss"`             // fraction of the last (up to 10) timed-out or answered probes that went unanswered
-	LastOK *time.Time `json:"last_ok"`          // when the last answer came; null if none did
-}
 
 // pathHealth is what the node knows about one peer's data path. The prober
 // and the outside loop update it; status reads it.
@@ -97,10 +82,10 @@ func (h *pathHealth) answered(seq uint64, now time.Time) {
 // status sums up the window at now: a probe counts as lost once it is
 // timeout old without an answer. gossip says whether gossip hears the peer
 // (for the reason), port is the peer's data endpoint.
-func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) PathStatus {
+func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) api.PathStatus {
 	h.mu.Lock()
 	recs, firstOK := h.ring, h.firstOK
-	s := PathStatus{State: PathUnknown}
+	s := api.PathStatus{State: api.PathUnknown}
 	if !h.lastOK.IsZero() {
 		t := h.lastOK
 		s.LastOK = &t
@@ -129,7 +114,7 @@ func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, e
 	}
 	switch {
 	case inARow >= unreachableAfter:
-		s.State = PathUnreachable
+		s.State = api.PathUnreachable
 		s.Reason = fmt.Sprintf("the last %d probes to %s got no answer", inARow, ep)
 		if s.LastOK == nil {
 			s.Reason += ", and none ever did"
@@ -142,7 +127,7 @@ func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, e
 			s.Reason += fmt.Sprintf("; is the peer running, and does UDP to %s reach it (a firewall?)", ep)
 		}
 	case ok > 0:
-		s.State = PathOK
+		s.State = api.PathOK
 	default:
 		s.Reason = "waiting for the first answer to a probe"
 	}
@@ -174,13 +159,13 @@ func (n *Node) probe(ctx context.Context) {
 // each time it becomes unreachable or works again.
 func (n *Node) logPath(p *Peer, now time.Time) {
 	st := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
-	if st.State == p.path.logged || st.State == PathUnknown {
+	if st.State == p.path.logged || st.State == api.PathUnknown {
 		return
 	}
 	switch st.State {
-	case PathOK:
+	case api.PathOK:
 		n.log.Info("data path to peer works", "peer", p.Name, "endpoint", p.Endpoint, "rtt_ms", st.RTTMs)
-	case PathUnreachable:
+	case api.PathUnreachable:
 		n.log.Warn("data path to peer unreachable", "peer", p.Name, "endpoint", p.Endpoint, "reason", st.Reason)
 	}
 	p.path.logged = st.State

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,7 +141,6 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Insecure = name, true
 	cfg.Subnet = netip.MustParsePrefix(subnet)
-	cfg.RunDir = t.TempDir()
 	cfg.ProbeInterval = 100 * time.Millisecond
 	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
 	dev := tunneltest.New("weft0", mtu, 8)
@@ -227,14 +224,6 @@ func TestSimForwarding(t *testing.T) {
 	if st.Address != netip.MustParseAddr("10.244.1.0") || st.MTU != 1464 {
 		t.Fatalf("status %+v", st)
 	}
-	env, err := os.ReadFile(filepath.Join(a.cfg.RunDir, SubnetEnvFile))
-	if err != nil || string(env) != "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=1464\nWEFT_IPMASQ=false\n" {
-		t.Fatalf("subnet.env: %q %v", env, err)
-	}
-	fetched, err := FetchStatus(context.Background(), a.cfg.RunDir)
-	if err != nil || fetched.Name != "a" || fetched.Peers[0].TxPackets != 3 {
-		t.Fatalf("FetchStatus: %+v %v", fetched, err)
-	}
 }
 
 func TestSimSenderRefuses(t *testing.T) {
@@ -304,30 +293,6 @@ func TestSimReceiverDrops(t *testing.T) {
 	sn.send(aEP, b.conn.ep, sealed(pkt))
 	if !bytes.Equal(recv(t, b.tun), pkt) {
 		t.Fatal("good packet differs")
-	}
-}
-
-func TestSimShutdownRemovesRunFiles(t *testing.T) {
-	sn := &simNet{}
-	cfg := DefaultConfig()
-	cfg.Name, cfg.Insecure, cfg.Subnet, cfg.RunDir = "a", true, ownNet, t.TempDir()
-	codec, _ := encap.NewPlain(1)
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec, tunneltest.New("weft0", 1464, 8), sn.listen("192.0.2.1:6081"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	sock := filepath.Join(cfg.RunDir, SocketFile)
-	waitFor(t, "control socket", func() bool { _, err := os.Stat(sock); return err == nil })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	left, _ := os.ReadDir(cfg.RunDir)
-	if len(left) != 0 {
-		t.Fatalf("run dir still holds %v", left)
 	}
 }
 

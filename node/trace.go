@@ -13,56 +13,19 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weftnet/weft/api"
 )
-
-// Trace directions and verdicts.
-const (
-	TraceOut = "out" // from the TUN towards a peer
-	TraceIn  = "in"  // from a peer towards the TUN
-
-	VerdictSent      = "sent"
-	VerdictDelivered = "delivered"
-	VerdictDropped   = "dropped"
-)
-
-// TraceEvent is one packet's fate. Its JSON is what /v1/trace streams, one
-// object a line.
-type TraceEvent struct {
-	Time    time.Time      `json:"time"`
-	Dir     string         `json:"dir,omitempty"`
-	Peer    string         `json:"peer,omitempty"` // the peer it went to or came from, if known
-	From    netip.AddrPort `json:"from,omitzero"`  // outer source of a datagram from no known peer, or not opened
-	Proto   uint8          `json:"proto,omitempty"`
-	Src     netip.Addr     `json:"src,omitzero"` // inner addresses and ports; zero when the packet could not be read
-	Dst     netip.Addr     `json:"dst,omitzero"`
-	SrcPort uint16         `json:"sport,omitempty"`
-	DstPort uint16         `json:"dport,omitempty"`
-	Size    int            `json:"size"` // inner packet bytes (datagram bytes if not opened)
-	Verdict string         `json:"verdict,omitempty"`
-	Reason  string         `json:"reason,omitempty"` // the drop reason
-	Packet  []byte         `json:"packet,omitempty"` // the inner packet, if the reader asked for packets
-	Lost    uint64         `json:"lost,omitempty"`   // set on a notice (no packet): events lost to a slow reader so far
-}
-
-// TraceFilter selects events; zero fields match everything.
-type TraceFilter struct {
-	Peer      string
-	Host      netip.Addr // inner source or destination
-	Proto     uint8      // 0: any
-	DropsOnly bool
-	Packets   bool // copy the inner packet into events (for pcap)
-}
 
 // traceQueue is how many events a reader may fall behind before it loses some.
 const traceQueue = 4096
 
 type traceSub struct {
-	filter TraceFilter
-	events chan TraceEvent
+	filter api.TraceFilter
+	events chan api.TraceEvent
 	lost   atomic.Uint64
 }
 
@@ -83,8 +46,8 @@ func (t *tracer) readers() int {
 	return 0
 }
 
-func (t *tracer) attach(f TraceFilter) *traceSub {
-	sub := &traceSub{filter: f, events: make(chan TraceEvent, traceQueue)}
+func (t *tracer) attach(f api.TraceFilter) *traceSub {
+	sub := &traceSub{filter: f, events: make(chan api.TraceEvent, traceQueue)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var subs []*traceSub
@@ -112,7 +75,7 @@ func (t *tracer) detach(sub *traceSub) {
 // it could not be) going dir to or from peer (nil: none). reason is pass
 // for delivered or sent.
 func (t *tracer) packet(dir string, peer *Peer, pkt []byte, ip ipInfo, ok bool, reason dropReason) {
-	e := TraceEvent{Time: time.Now(), Dir: dir, Size: len(pkt), Verdict: VerdictDropped}
+	e := api.TraceEvent{Time: time.Now(), Dir: dir, Size: len(pkt), Verdict: api.VerdictDropped}
 	if peer != nil {
 		e.Peer = peer.Name
 	}
@@ -126,24 +89,24 @@ func (t *tracer) packet(dir string, peer *Peer, pkt []byte, ip ipInfo, ok bool, 
 // datagram records a datagram from ep (peer, if known) dropped before its
 // inner packet could be read.
 func (t *tracer) datagram(peer *Peer, ep netip.AddrPort, size int, reason dropReason) {
-	e := TraceEvent{Time: time.Now(), Dir: TraceIn, From: ep, Size: size, Verdict: VerdictDropped}
+	e := api.TraceEvent{Time: time.Now(), Dir: api.TraceIn, From: ep, Size: size, Verdict: api.VerdictDropped}
 	if peer != nil {
 		e.Peer = peer.Name
 	}
 	t.emit(&e, reason, nil)
 }
 
-func (t *tracer) emit(e *TraceEvent, reason dropReason, pkt []byte) {
+func (t *tracer) emit(e *api.TraceEvent, reason dropReason, pkt []byte) {
 	switch {
 	case reason != pass:
 		e.Reason = dropNames[reason]
-	case e.Dir == TraceOut:
-		e.Verdict = VerdictSent
+	case e.Dir == api.TraceOut:
+		e.Verdict = api.VerdictSent
 	default:
-		e.Verdict = VerdictDelivered
+		e.Verdict = api.VerdictDelivered
 	}
 	for _, s := range *t.subs.Load() {
-		if !s.filter.match(e) {
+		if !s.filter.Match(e) {
 			continue
 		}
 		ev := *e
@@ -156,18 +119,6 @@ func (t *tracer) emit(e *TraceEvent, reason dropReason, pkt []byte) {
 			s.lost.Add(1)
 		}
 	}
-}
-
-func (f *TraceFilter) match(e *TraceEvent) bool {
-	switch {
-	case f.DropsOnly && e.Verdict != VerdictDropped:
-	case f.Peer != "" && e.Peer != f.Peer:
-	case f.Host.IsValid() && e.Src != f.Host && e.Dst != f.Host:
-	case f.Proto != 0 && e.Proto != f.Proto:
-	default:
-		return true
-	}
-	return false
 }
 
 // ports returns the TCP or UDP ports of pkt, if it has them.
@@ -185,51 +136,18 @@ func ports(pkt []byte, ip ipInfo) (src, dst uint16) {
 	return binary.BigEndian.Uint16(pkt[hl:]), binary.BigEndian.Uint16(pkt[hl+2:])
 }
 
-// protoNumbers are the names weft trace's --proto takes.
-var protoNumbers = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
-
-// ParseTraceFilter reads a filter from /v1/trace's query.
-func ParseTraceFilter(q map[string][]string) (TraceFilter, error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	f := TraceFilter{Peer: get("peer"), DropsOnly: get("drops") == "1", Packets: get("packets") == "1"}
-	if h := get("host"); h != "" {
-		a, err := netip.ParseAddr(h)
-		if err != nil {
-			return f, fmt.Errorf("host %q: not an IP address", h)
-		}
-		f.Host = a
-	}
-	if p := get("proto"); p != "" {
-		n, ok := protoNumbers[p]
-		if !ok {
-			v, err := strconv.ParseUint(p, 10, 8)
-			if err != nil {
-				return f, fmt.Errorf("proto %q: want tcp, udp, icmp, icmpv6 or a protocol number", p)
-			}
-			n = uint8(v)
-		}
-		f.Proto = n
-	}
-	return f, nil
-}
-
-// handleTrace streams events matching the query's filter as JSON lines
+// serveTrace streams events matching the query's filter as JSON lines
 // until the reader goes away. Every second in which events were lost, a
 // notice with the total lost so far goes out.
-func (n *Node) handleTrace(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseTraceFilter(r.URL.Query())
+func (n *Node) serveTrace(w http.ResponseWriter, r *http.Request) {
+	f, err := api.ParseTraceFilter(r.URL.Query())
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, err)
+		api.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		WriteError(w, http.StatusInternalServerError, fmt.Errorf("streaming not supported"))
+		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("streaming not supported"))
 		return
 	}
 	sub := n.trace.attach(f)
@@ -257,7 +175,7 @@ func (n *Node) handleTrace(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 			if lost := sub.lost.Load(); lost != reported {
 				reported = lost
-				if enc.Encode(&TraceEvent{Time: time.Now(), Lost: lost}) != nil {
+				if enc.Encode(&api.TraceEvent{Time: time.Now(), Lost: lost}) != nil {
 					return
 				}
 				flusher.Flush()

@@ -7,8 +7,8 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/weftnet/weft/cni"
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // cmdEnv prints the node's subnet.env in the forms container runtimes on a
@@ -16,14 +16,13 @@ import (
 // network.
 func cmdEnv(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("env", stderr)
-	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node")
+	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node")
 	format := fs.String("format", "env", "output `format`: env (shell variables), docker (daemon.json and dockerd flags), podman (a network create command) or json")
 	name := fs.String("network-name", "weft", "Podman network `name`")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	path := filepath.Join(*runDir, node.SubnetEnvFile)
-	s, err := cni.ReadSubnetEnv(path)
+	s, err := subnetenv.Read(filepath.Join(*runDir, subnetenv.File))
 	if err != nil {
 		return fmt.Errorf("%w (is weft up running with --run-dir %s?)", err, *runDir)
 	}

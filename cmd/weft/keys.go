@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
-	"github.com/weftnet/weft/membership"
-	"github.com/weftnet/weft/node"
 )
 
 // cmdKeygen prints a new cluster key, or writes it to a new 0600 file.
@@ -51,61 +47,6 @@ func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// readKeyFile reads the cluster keys in path: one base64 key per line, the
-// first one is sent with; blank lines and # comments are skipped. A file that
-// others can read is refused: the key lets anyone into the overlay.
-func readKeyFile(path string) ([][]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("--key-file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("--key-file: %w", err)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("--key-file %s is readable by others (mode %04o): run chmod 600 %s", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("--key-file: %w", err)
-	}
-	var keys [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		key, err := encap.ParseKey(text)
-		if err != nil {
-			return nil, fmt.Errorf("--key-file %s line %d: %w", path, line, err)
-		}
-		keys = append(keys, key)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("--key-file " + path + ": no key in the file (make one with 'weft keygen --out FILE')")
-	}
-	return keys, nil
-}
-
-// gossipKeys makes the gossip keyring follow the node's cluster keys: each
-// secret's gossip key is derived from it (encap.GossipKey).
-type gossipKeys struct{ m *membership.Membership }
-
-func (g gossipKeys) AddKey(secret []byte) error    { return g.do(secret, g.m.AddKey) }
-func (g gossipKeys) UseKey(secret []byte) error    { return g.do(secret, g.m.UseKey) }
-func (g gossipKeys) RemoveKey(secret []byte) error { return g.do(secret, g.m.RemoveKey) }
-
-func (g gossipKeys) do(secret []byte, f func([]byte) error) error {
-	gk, err := encap.GossipKey(secret)
-	if err != nil {
-		return err
-	}
-	return f(gk)
-}
-
 const keyUsage = `usage: weft key list [--run-dir DIR]
        weft key add FILE [--run-dir DIR]    accept a new cluster key (FILE as 'weft keygen --out' writes it)
        weft key use ID [--run-dir DIR]      send with the held key ID (every node must hold it first)
@@ -134,16 +75,17 @@ func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errUsage
 	}
 	fs := newFlagSet("key "+verb, stderr)
-	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node to change")
+	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to change")
 	if err := parseFlags(fs, rest, stderr); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var ans node.KeyAnswer
+	var ans api.KeyAnswer
+	c := api.NewClient(*runDir)
 	switch verb {
 	case "list":
-		s, err := node.FetchStatus(ctx, *runDir)
+		s, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
@@ -162,24 +104,24 @@ func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return tw.Flush()
 	case "add":
-		keys, err := readKeyFile(arg)
+		keys, err := encap.ReadKeyFile(arg)
 		if err != nil {
 			return err
 		}
 		if len(keys) != 1 {
 			return fmt.Errorf("%s holds %d keys: give a file with the one key to add", arg, len(keys))
 		}
-		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/keys", node.KeyRequest{Key: encap.FormatKey(keys[0])}, &ans); err != nil {
+		if err := c.Call(ctx, http.MethodPost, "/v1/keys", api.KeyRequest{Key: encap.FormatKey(keys[0])}, &ans); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "key %d added: the node accepts it and still sends with its old key\n", ans.ID)
 	case "use":
-		if err := node.Call(ctx, *runDir, http.MethodPost, "/v1/keys/"+arg+"/use", nil, &ans); err != nil {
+		if err := c.Call(ctx, http.MethodPost, "/v1/keys/"+arg+"/use", nil, &ans); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "the node now sends with key %d\n", ans.ID)
 	case "remove":
-		if err := node.Call(ctx, *runDir, http.MethodDelete, "/v1/keys/"+arg, nil, &ans); err != nil {
+		if err := c.Call(ctx, http.MethodDelete, "/v1/keys/"+arg, nil, &ans); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "key %d removed: packets and gossip under it are refused\n", ans.ID)

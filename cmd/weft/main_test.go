@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/encap"
 )
 
 // Bad flags fail before anything is touched, with one line naming the flag.
@@ -74,9 +76,9 @@ func TestKeygenAndKeyFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
-	keys, err := readKeyFile(path)
+	keys, err := encap.ReadKeyFile(path)
 	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {
-		t.Fatalf("readKeyFile: %d keys, %v", len(keys), err)
+		t.Fatalf("ReadKeyFile: %d keys, %v", len(keys), err)
 	}
 	// Never overwrite an existing key.
 	if code := run([]string{"keygen", "--out", path}, &out, &errOut); code == 0 {
@@ -86,28 +88,6 @@ func TestKeygenAndKeyFile(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"keygen"}, &out, &errOut); code != 0 || strings.Count(out.String(), "\n") != 1 {
 		t.Fatalf("keygen to stdout: %q", out.String())
-	}
-	// Two keys, comments: both read, the first one first.
-	two := dir + "/two"
-	os.WriteFile(two, []byte("# rotation\n"+out.String()+"\n"+mustRead(t, path)), 0o600)
-	if keys, err := readKeyFile(two); err != nil || len(keys) != 2 {
-		t.Fatalf("two keys: %d, %v", len(keys), err)
-	}
-	for name, tc := range map[string]struct {
-		body string
-		mode os.FileMode
-		want string
-	}{
-		"readable by others": {mustRead(t, path), 0o644, "chmod 600"},
-		"not base64":         {"not a key\n", 0o600, "line 1"},
-		"empty":              {"# nothing\n", 0o600, "no key"},
-	} {
-		p := dir + "/" + strings.ReplaceAll(name, " ", "_")
-		os.WriteFile(p, []byte(tc.body), tc.mode)
-		os.Chmod(p, tc.mode)
-		if _, err := readKeyFile(p); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--key-file") {
-			t.Errorf("%s: %v, want an error naming --key-file and %q", name, err, tc.want)
-		}
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"strconv"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/api"
 )
 
 // cmdTrace attaches to the running node and prints one line per inner
@@ -22,7 +22,7 @@ import (
 // pcap file (raw IP) for Wireshark.
 func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("trace", stderr)
-	runDir := fs.String("run-dir", node.DefaultConfig().RunDir, "run `directory` of the node to trace")
+	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to trace")
 	peer := fs.String("peer", "", "only packets to or from the peer `name`")
 	host := fs.String("host", "", "only packets with this inner source or destination `IP`")
 	proto := fs.String("proto", "", "only this `protocol`: tcp, udp, icmp, icmpv6")
@@ -41,7 +41,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *drops {
 		q.Set("drops", "1")
 	}
-	if _, err := node.ParseTraceFilter(q); err != nil {
+	if _, err := api.ParseTraceFilter(q); err != nil {
 		return fmt.Errorf("--%w", err) // the filter's errors start with the flag's name
 	}
 	if *count < 0 {
@@ -63,7 +63,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	body, err := node.Stream(ctx, *runDir, "/v1/trace?"+q.Encode())
+	body, err := api.NewClient(*runDir).Stream(ctx, "/v1/trace?"+q.Encode())
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(stderr, "tracing; Ctrl-C to stop")
 	dec := json.NewDecoder(body)
 	for n := 0; *count == 0 || n < *count; {
-		var e node.TraceEvent
+		var e api.TraceEvent
 		if err := dec.Decode(&e); err != nil {
 			if ctx.Err() != nil {
 				return nil // interrupted
@@ -82,7 +82,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stderr, "(%d events lost so far: this reader is slower than the traffic; filter more)\n", e.Lost)
 			continue
 		}
-		fmt.Fprintln(stdout, formatEvent(&e))
+		fmt.Fprintln(stdout, e.String())
 		if pw != nil && len(e.Packet) > 0 {
 			ci := gopacket.CaptureInfo{Timestamp: e.Time, CaptureLength: len(e.Packet), Length: len(e.Packet)}
 			if err := pw.WritePacket(ci, e.Packet); err != nil {
@@ -92,36 +92,4 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		n++
 	}
 	return nil
-}
-
-var protoNames = map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
-
-// formatEvent is one trace line: time, direction, peer, protocol, inner
-// addresses, size and verdict.
-func formatEvent(e *node.TraceEvent) string {
-	peer := e.Peer
-	if peer == "" {
-		peer = "-"
-	}
-	what := "?"
-	switch {
-	case e.Src.IsValid():
-		p := protoNames[e.Proto]
-		if p == "" {
-			p = "proto " + strconv.Itoa(int(e.Proto))
-		}
-		src, dst := e.Src.String(), e.Dst.String()
-		if e.SrcPort != 0 || e.DstPort != 0 {
-			src += ":" + strconv.Itoa(int(e.SrcPort))
-			dst += ":" + strconv.Itoa(int(e.DstPort))
-		}
-		what = fmt.Sprintf("%s %s > %s", p, src, dst)
-	case e.From.IsValid():
-		what = "datagram from " + e.From.String()
-	}
-	verdict := e.Verdict
-	if e.Reason != "" {
-		verdict += " (" + e.Reason + ")"
-	}
-	return fmt.Sprintf("%s %-3s %-10s %s %dB %s", e.Time.Format("15:04:05.000000"), e.Dir, peer, what, e.Size, verdict)
 }

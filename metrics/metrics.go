@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"context"
@@ -13,18 +13,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/membership"
-	"github.com/weftnet/weft/node"
 	"github.com/weftnet/weft/peer"
 )
 
-// serveMetrics serves Prometheus metrics of n (and m, if gossip runs) at
-// http://addr/metrics until ctx ends. It listens before returning, so a
-// taken or bad address fails the start.
-func serveMetrics(ctx context.Context, addr string, n *node.Node, m *membership.Membership, log *slog.Logger) error {
+// Gossip is what the gossip collector reads; *membership.Membership has it.
+type Gossip interface {
+	Leases() []membership.Lease
+	Members() []membership.MemberStatus
+	Stats() map[string]uint64
+	HealthScore() int
+}
+
+// NewRegistry returns a registry with the node's metrics (read from status
+// at scrape time), gossip's if g is not nil, weft_build_info, and Go's and
+// the process's standard collectors.
+func NewRegistry(version string, status func() api.Status, g Gossip) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		n.Collector(),
+		newNodeCollector(status),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -32,9 +40,15 @@ func serveMetrics(ctx context.Context, addr string, n *node.Node, m *membership.
 			ConstLabels: prometheus.Labels{"version": version},
 		}, func() float64 { return 1 }),
 	)
-	if m != nil {
-		reg.MustRegister(gossipCollector{m})
+	if g != nil {
+		reg.MustRegister(gossipCollector{g})
 	}
+	return reg
+}
+
+// Serve serves reg at http://addr/metrics until ctx ends. It listens before
+// returning, so a taken or bad address fails the start.
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr: %w", err)
@@ -57,7 +71,7 @@ func serveMetrics(ctx context.Context, addr string, n *node.Node, m *membership.
 
 // gossipCollector exports the membership's lease table, members and
 // rejected announcements.
-type gossipCollector struct{ m *membership.Membership }
+type gossipCollector struct{ g Gossip }
 
 var (
 	leasesDesc   = prometheus.NewDesc("weft_leases", "Subnet leases in the cluster's lease table, this node's included.", nil, nil)
@@ -66,19 +80,19 @@ var (
 	healthDesc   = prometheus.NewDesc("weft_gossip_health_score", "memberlist's awareness score: 0 is healthy, up to 8 when this node misses probes.", nil, nil)
 )
 
-func (g gossipCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(g, ch) }
+func (c gossipCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
-func (g gossipCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(len(g.m.Leases())))
+func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(len(c.g.Leases())))
 	states := map[peer.State]float64{peer.Alive: 0, peer.Suspect: 0, peer.Dead: 0, peer.Left: 0}
-	for _, mb := range g.m.Members() {
+	for _, mb := range c.g.Members() {
 		states[mb.State]++
 	}
 	for st, v := range states {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, v, string(st))
 	}
-	for reason, v := range g.m.Stats() {
+	for reason, v := range c.g.Stats() {
 		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(v), reason)
 	}
-	ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, float64(g.m.HealthScore()))
+	ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, float64(c.g.HealthScore()))
 }

@@ -1,4 +1,8 @@
-package cni
+// Package subnetenv owns subnet.env, the file through which a weft node tells
+// the CNI plugin and container runtimes its share of the overlay (as flannel's
+// subnet.env does): the format, its writer and parser, and the address rules
+// that follow from a node's subnet.
+package subnetenv
 
 import (
 	"bufio"
@@ -11,50 +15,75 @@ import (
 	"strings"
 )
 
+// File is subnet.env's name in the node's run dir.
+const File = "subnet.env"
+
 // ErrNoAgent means the subnet file does not exist: the weft agent is not
 // running on this node (it writes the file once it holds a subnet and
 // removes it when it stops).
 var ErrNoAgent = errors.New("weft agent not running: no subnet file")
 
-// SubnetEnv is what the agent writes to <run-dir>/subnet.env:
+// Env is what the agent writes to <run-dir>/subnet.env:
 //
 //	WEFT_NETWORK=10.244.0.0/16
 //	WEFT_SUBNET=10.244.1.0/24
 //	WEFT_MTU=1424
 //	WEFT_IPMASQ=false
-type SubnetEnv struct {
+type Env struct {
 	Network netip.Prefix // WEFT_NETWORK: the whole overlay. Required.
 	Subnet  netip.Prefix // WEFT_SUBNET: this node's share of it. Required.
 	MTU     int          // WEFT_MTU: the overlay MTU in bytes; 0 if absent.
 	IPMasq  bool         // WEFT_IPMASQ: masquerade pod traffic leaving the overlay.
 }
 
-// Gateway is the address the bridge takes: the subnet's first usable one
-// (the network address itself is the agent's, on its TUN device).
-func (s SubnetEnv) Gateway() netip.Addr { return s.Subnet.Masked().Addr().Next() }
+// NodeAddress is a node's own overlay address on its TUN: its subnet's
+// network address (flannel's convention), which keeps the subnet's first
+// usable address free as a container bridge's gateway.
+func NodeAddress(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr() }
 
-// ReadSubnetEnv reads and parses the subnet file at path. A missing file is
+// Gateway is the address a container bridge on subnet takes: the first
+// usable one, next to the node's own.
+func Gateway(subnet netip.Prefix) netip.Addr { return NodeAddress(subnet).Next() }
+
+// Gateway is the gateway of the env's subnet.
+func (s Env) Gateway() netip.Addr { return Gateway(s.Subnet) }
+
+// Write writes e to path atomically (a reader never sees half a file).
+func Write(path string, e Env) error {
+	body := fmt.Sprintf("WEFT_NETWORK=%s\nWEFT_SUBNET=%s\nWEFT_MTU=%d\nWEFT_IPMASQ=%t\n", e.Network, e.Subnet, e.MTU, e.IPMasq)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read reads and parses the subnet file at path. A missing file is
 // ErrNoAgent (wrapped).
-func ReadSubnetEnv(path string) (SubnetEnv, error) {
+func Read(path string) (Env, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return SubnetEnv{}, fmt.Errorf("%s: %w", path, ErrNoAgent)
+		return Env{}, fmt.Errorf("%s: %w", path, ErrNoAgent)
 	}
 	if err != nil {
-		return SubnetEnv{}, err
+		return Env{}, err
 	}
-	s, err := ParseSubnetEnv(b)
+	s, err := Parse(b)
 	if err != nil {
-		return SubnetEnv{}, fmt.Errorf("%s: %w", path, err)
+		return Env{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
 }
 
-// ParseSubnetEnv parses subnet.env's KEY=VALUE lines. Blank lines, #
+// Parse parses subnet.env's KEY=VALUE lines. Blank lines, #
 // comments and unknown keys (a newer agent's) are ignored; WEFT_NETWORK and
 // WEFT_SUBNET are required and the subnet must lie inside the network.
-func ParseSubnetEnv(b []byte) (SubnetEnv, error) {
-	var s SubnetEnv
+func Parse(b []byte) (Env, error) {
+	var s Env
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())

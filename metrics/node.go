@@ -1,17 +1,19 @@
-package node
-
-// Prometheus metrics, read from the same snapshot as `weft status` at scrape
-// time: the forwarding loops pay nothing for them. docs/metrics.md lists
-// them with example queries and alerts.
+// Package metrics exports a node's state to Prometheus. Everything is read
+// at scrape time from the same snapshot as `weft status` (and the gossip
+// view), so the forwarding loops pay nothing for it. docs/metrics.md lists
+// the metrics with example queries and alerts.
+package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/peer"
 )
 
-type collector struct {
-	n *Node
+// nodeCollector exports a node's status.
+type nodeCollector struct {
+	status func() api.Status
 
 	peerRxPackets, peerRxBytes, peerTxPackets, peerTxBytes *prometheus.Desc
 	pathState, pathRTT, pathLoss                           *prometheus.Desc
@@ -21,13 +23,13 @@ type collector struct {
 	udpTx, udpErrors, udpOversize                          *prometheus.Desc
 }
 
-// Collector returns the node's metrics for a Prometheus registry.
-func (n *Node) Collector() prometheus.Collector {
+// newNodeCollector exports the status that status returns.
+func newNodeCollector(status func() api.Status) *nodeCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("weft_"+name, help, labels, nil)
 	}
-	return &collector{
-		n:               n,
+	return &nodeCollector{
+		status:          status,
 		peerRxPackets:   d("peer_received_packets_total", "Inner packets from the peer delivered into the TUN.", "peer"),
 		peerRxBytes:     d("peer_received_bytes_total", "Bytes of inner packets from the peer delivered into the TUN.", "peer"),
 		peerTxPackets:   d("peer_sent_packets_total", "Inner packets sent to the peer.", "peer"),
@@ -54,10 +56,10 @@ func (n *Node) Collector() prometheus.Collector {
 	}
 }
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.n.Status()
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.status()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -74,7 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.peerRxBytes, p.RxBytes, p.Name)
 		counter(c.peerTxPackets, p.TxPackets, p.Name)
 		counter(c.peerTxBytes, p.TxBytes, p.Name)
-		for _, st := range []string{PathOK, PathUnreachable, PathUnknown} {
+		for _, st := range api.PathStates {
 			gauge(c.pathState, b2f(p.Path.State == st), p.Name, st)
 		}
 		if p.Path.LastOK != nil {

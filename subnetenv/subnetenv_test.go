@@ -1,4 +1,4 @@
-package cni
+package subnetenv
 
 import (
 	"errors"
@@ -6,22 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/weftnet/weft/node"
 )
 
-func TestParseSubnetEnv(t *testing.T) {
+const testEnv = "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"
+
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want     SubnetEnv
+		want     Env
 		err      string // substring; "" means success
 	}{
-		{name: "agent's", in: testSubnetEnv, want: SubnetEnv{
+		{name: "agent's", in: testEnv, want: Env{
 			Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24"), MTU: 1424}},
 		{name: "comments quotes unknown keys", in: "# weft\nWEFT_NETWORK=\"10.16.0.0/12\"\n\nWEFT_SUBNET = 10.17.3.0/24\nWEFT_IPMASQ=true\nWEFT_FUTURE=1\n",
-			want: SubnetEnv{Network: netip.MustParsePrefix("10.16.0.0/12"), Subnet: netip.MustParsePrefix("10.17.3.0/24"), IPMasq: true}},
+			want: Env{Network: netip.MustParsePrefix("10.16.0.0/12"), Subnet: netip.MustParsePrefix("10.17.3.0/24"), IPMasq: true}},
 		{name: "host bits are masked", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.1/24\n",
-			want: SubnetEnv{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24")}},
+			want: Env{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24")}},
 		{name: "no network", in: "WEFT_SUBNET=10.244.1.0/24\n", err: "no WEFT_NETWORK"},
 		{name: "no subnet", in: "WEFT_NETWORK=10.244.0.0/16\n", err: "no WEFT_SUBNET"},
 		{name: "empty", in: "", err: "no WEFT_NETWORK"},
@@ -36,7 +36,7 @@ func TestParseSubnetEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseSubnetEnv([]byte(tt.in))
+			got, err := Parse([]byte(tt.in))
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("want error containing %q, have %v", tt.err, err)
@@ -54,25 +54,25 @@ func TestParseSubnetEnv(t *testing.T) {
 }
 
 func TestSubnetEnvGateway(t *testing.T) {
-	s := SubnetEnv{Subnet: netip.MustParsePrefix("10.244.7.0/24")}
+	s := Env{Subnet: netip.MustParsePrefix("10.244.7.0/24")}
 	if g := s.Gateway(); g != netip.MustParseAddr("10.244.7.1") {
 		t.Fatalf("gateway %s", g)
 	}
 }
 
 func TestReadSubnetEnvMissing(t *testing.T) {
-	_, err := ReadSubnetEnv(filepath.Join(t.TempDir(), "subnet.env"))
+	_, err := Read(filepath.Join(t.TempDir(), "subnet.env"))
 	if !errors.Is(err, ErrNoAgent) {
 		t.Fatalf("want ErrNoAgent, have %v", err)
 	}
 }
 
-func FuzzParseSubnetEnv(f *testing.F) {
-	f.Add([]byte(testSubnetEnv))
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(testEnv))
 	f.Add([]byte("WEFT_NETWORK=fd00::/48\nWEFT_SUBNET=fd00:0:0:1::/64\n"))
 	f.Add([]byte("WEFT_NETWORK=10.0.0.0/8\nWEFT_SUBNET=10.0.0.0/30\nWEFT_MTU=68"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := ParseSubnetEnv(b)
+		s, err := Parse(b)
 		if err != nil {
 			return
 		}
@@ -85,13 +85,17 @@ func FuzzParseSubnetEnv(f *testing.F) {
 	})
 }
 
-// The plugin's defaults point where the agent writes, by default.
-func TestDefaultsMatchAgent(t *testing.T) {
-	if want := filepath.Join(node.DefaultConfig().RunDir, node.SubnetEnvFile); DefaultSubnetFile != want {
-		t.Fatalf("DefaultSubnetFile %s, the agent writes %s", DefaultSubnetFile, want)
+func TestWriteRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	want := Env{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.3.0/24"), MTU: 1424}
+	if err := Write(path, want); err != nil {
+		t.Fatal(err)
 	}
-	c := &NetConf{SubnetFile: DefaultSubnetFile}
-	if want := filepath.Join(node.DefaultConfig().RunDir, node.SocketFile); c.SocketPath() != want {
-		t.Fatalf("socket %s, the agent listens on %s", c.SocketPath(), want)
+	got, err := Read(path)
+	if err != nil || got != want {
+		t.Fatalf("read back %+v, %v; want %+v", got, err, want)
+	}
+	if a, g := NodeAddress(want.Subnet), got.Gateway(); a != netip.MustParseAddr("10.244.3.0") || g != netip.MustParseAddr("10.244.3.1") {
+		t.Fatalf("node address %s, gateway %s", a, g)
 	}
 }

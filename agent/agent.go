@@ -1,0 +1,164 @@
+// Package agent wires a weft node together: it finds the underlay once,
+// joins gossip and leases the node's subnet (membership), opens the data
+// plane (node), and serves the control socket (api), subnet.env (subnetenv)
+// and metrics, then runs until its context ends. `weft up` is a thin main
+// around Run; tests start whole agents in process with it.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/metrics"
+	"github.com/weftnet/weft/node"
+	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/subnetenv"
+)
+
+// Run starts the agent and runs it until ctx ends or a part fails, then
+// shuts it down cleanly: gossip leaves, the TUN and socket close, and the
+// control socket and subnet.env are removed from the run dir.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Log
+	if cfg.Node.Insecure {
+		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
+	}
+	// One underlay decision for gossip and the data plane alike.
+	under, err := node.FindUnderlay(cfg.Node.Advertise, cfg.Node.Listen.Addr())
+	if err != nil {
+		return err
+	}
+	var sources []peer.Source
+	if len(cfg.Node.Peers) > 0 {
+		sources = append(sources, peer.StaticSet(cfg.Node.Peers))
+	}
+	var m *membership.Membership
+	if cfg.GossipPort != 0 {
+		if m, err = startMembership(ctx, &cfg, under.Addr); err != nil {
+			return err
+		}
+		sources = append(sources, m)
+	}
+	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
+	if err != nil {
+		closeGossip(m)
+		return err
+	}
+	srv := api.NewServer()
+	n.Handlers(srv)
+	handleLeases(srv, m)
+	srv.Handle("/debug/pprof/", api.Profiles())
+	if m != nil && !cfg.Node.Insecure {
+		n.SetKeyHook(gossipKeys{m})
+	}
+	stop, err := publish(ctx, &cfg, n, m, srv)
+	if err != nil {
+		n.Close()
+		closeGossip(m)
+		return err
+	}
+	err = n.Run(ctx, sources...)
+	stop()
+	log.Info("node stopped")
+	return err
+}
+
+// publish makes the running node visible on the host: the control socket,
+// subnet.env and metrics. stop takes the first two away again.
+func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, srv *api.Server) (stop func(), err error) {
+	closeSrv, err := srv.Serve(ctx, cfg.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
+	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
+	if err := subnetenv.Write(envFile, env); err != nil {
+		closeSrv()
+		return nil, fmt.Errorf("--run-dir: %w", err)
+	}
+	stop = func() {
+		os.Remove(envFile)
+		closeSrv()
+	}
+	if cfg.MetricsAddr != "" {
+		var g metrics.Gossip
+		if m != nil {
+			g = m
+		}
+		if err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.NewRegistry(cfg.Version, n.Status, g), cfg.Log); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
+}
+
+// startMembership joins the cluster and settles this node's subnet, which
+// the node needs before it can create its TUN; it sets cfg.Node.Subnet.
+func startMembership(ctx context.Context, cfg *Config, advertise netip.Addr) (*membership.Membership, error) {
+	mc := membership.DefaultConfig()
+	mc.Name, mc.Advertise, mc.GossipPort, mc.Join = cfg.Node.Name, advertise, cfg.GossipPort, cfg.Join
+	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
+	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
+	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
+	mc.Log = cfg.Log
+	for _, k := range cfg.Node.Keys {
+		gk, err := encap.GossipKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("--key-file: %w", err)
+		}
+		mc.Keys = append(mc.Keys, gk)
+	}
+	if cfg.Gossip != nil {
+		cfg.Gossip(&mc)
+	}
+	m, err := membership.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	subnet, err := m.Start(ctx)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	cfg.Node.Subnet = subnet
+	return m, nil
+}
+
+// closeGossip leaves the cluster after a failed start.
+func closeGossip(m *membership.Membership) {
+	if m != nil {
+		m.Close()
+	}
+}
+
+// gossipKeys makes the gossip keyring follow the node's cluster keys: each
+// secret's gossip key is derived from it (encap.GossipKey).
+type gossipKeys struct{ m *membership.Membership }
+
+func (g gossipKeys) AddKey(secret []byte) error    { return g.do(secret, g.m.AddKey) }
+func (g gossipKeys) UseKey(secret []byte) error    { return g.do(secret, g.m.UseKey) }
+func (g gossipKeys) RemoveKey(secret []byte) error { return g.do(secret, g.m.RemoveKey) }
+
+func (g gossipKeys) do(secret []byte, f func([]byte) error) error {
+	gk, err := encap.GossipKey(secret)
+	if err != nil {
+		return err
+	}
+	return f(gk)
+}
+
+var _ node.KeyHook = gossipKeys{}

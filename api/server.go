@@ -1,0 +1,75 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SocketFile is the control socket's name in the node's run dir.
+const SocketFile = "weft.sock"
+
+// Server routes the control socket's endpoints. The parts of an agent add
+// their handlers with Handle before Serve; Serve may be called once.
+type Server struct {
+	mux *http.ServeMux
+}
+
+// NewServer returns a server with no endpoints.
+func NewServer() *Server { return &Server{mux: http.NewServeMux()} }
+
+// Handle adds an endpoint (an http.ServeMux pattern, e.g. "GET /v1/status").
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleFunc adds an endpoint served by f.
+func (s *Server) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	s.mux.HandleFunc(pattern, f)
+}
+
+// Serve listens on <runDir>/weft.sock (mode 0600: status shows the
+// topology) and serves requests until close is called, which also removes
+// the socket file. A socket that answers means another node uses this run
+// dir, which is refused; a dead one is a crash's leftover and is replaced.
+func (s *Server) Serve(ctx context.Context, runDir string) (close func(), err error) {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--run-dir: %w", err)
+	}
+	path := filepath.Join(runDir, SocketFile)
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("--run-dir %s: another weft is running there (%s answers)", runDir, path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--run-dir: control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--run-dir: control socket: %w", err)
+	}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go srv.Serve(ln)
+	return func() {
+		srv.Close()
+		os.Remove(path)
+	}, nil
+}
+
+// WriteJSON answers a request with v as JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers a request with an error message that Client.Call
+// returns as its error.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, map[string]string{"error": err.Error()})
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/weftnet/weft/peer"
+)
+
+// Status is what `weft status` shows. Its JSON keys are a contract.
+type Status struct {
+	Name          string            `json:"name"`
+	Address       netip.Addr        `json:"address"`
+	Subnet        netip.Prefix      `json:"subnet"`
+	Network       netip.Prefix      `json:"network"`
+	MTU           int               `json:"mtu"`
+	UptimeSeconds float64           `json:"uptime_seconds"`
+	Listen        netip.AddrPort    `json:"listen"`
+	Underlay      Underlay          `json:"underlay"`
+	Tun           TunStatus         `json:"tun"`
+	Peers         []PeerStatus      `json:"peers"`
+	Drops         map[string]uint64 `json:"drops"`
+	Offloads      OffloadStatus     `json:"offloads"`
+	Encryption    EncryptionStatus  `json:"encryption"`
+	IO            IOStatus          `json:"io"`
+	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
+}
+
+// Underlay is the host interface weft's UDP traffic leaves by, and why it
+// was chosen.
+type Underlay struct {
+	Interface string     `json:"interface"`
+	Addr      netip.Addr `json:"address"`
+	MTU       int        `json:"mtu"`
+	Why       string     `json:"why"`
+}
+
+// TunStatus names the TUN device and its driver.
+type TunStatus struct {
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+}
+
+// PeerStatus is one peer as status shows it.
+type PeerStatus struct {
+	Name      string         `json:"name"`
+	Subnet    netip.Prefix   `json:"subnet"`
+	Endpoint  netip.AddrPort `json:"endpoint"`
+	State     peer.State     `json:"state"`
+	RxPackets uint64         `json:"rx_packets"`
+	TxPackets uint64         `json:"tx_packets"`
+	RxBytes   uint64         `json:"rx_bytes"`
+	TxBytes   uint64         `json:"tx_bytes"`
+	LastSeen  *time.Time     `json:"last_seen,omitempty"` // gossiped peers only
+	Path      PathStatus     `json:"path"`
+}
+
+// Path states in status.
+const (
+	PathOK          = "ok"
+	PathUnreachable = "unreachable"
+	PathUnknown     = "unknown"
+)
+
+// PathStates lists the path states, in the order metrics show them.
+var PathStates = []string{PathOK, PathUnreachable, PathUnknown}
+
+// PathStatus is the health of the data path to one peer, from probes.
+type PathStatus struct {
+	State  string     `json:"state"`            // ok, unreachable or unknown
+	Reason string     `json:"reason,omitempty"` // why unreachable or unknown
+	RTTMs  float64    `json:"rtt_ms"`           // of the last answered probe; 0 if none
+	Loss   float64    `json:"loss"`             // fraction of the last (up to 10) timed-out or answered probes that went unanswered
+	LastOK *time.Time `json:"last_ok"`          // when the last answer came; null if none did
+}
+
+// OffloadStatus says which offloads are active; a silent fall back to a slow
+// path is what overlay users complain about most.
+type OffloadStatus struct {
+	Tun TunOffloads `json:"tun"`
+	UDP UDPOffloads `json:"udp"`
+}
+
+// TunOffloads are the TUN device's offloads (tunnel.Offloads has the same
+// fields and converts to it).
+type TunOffloads struct {
+	TSO    bool   `json:"tso"` // kernel hands us TCP superpackets (split in userspace)
+	GRO    bool   `json:"gro"` // we hand the kernel coalesced TCP/UDP packets
+	Reason string `json:"reason,omitempty"`
+}
+
+// UDPOffloads are the underlay socket's offloads (udp.Offloads converts).
+type UDPOffloads struct {
+	GSO    bool   `json:"gso"`
+	GRO    bool   `json:"gro"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// EncryptionStatus says how the data path is protected.
+type EncryptionStatus struct {
+	Enabled bool   `json:"enabled"`
+	Cipher  string `json:"cipher,omitempty"`
+	KeyIDs  []int  `json:"key_ids,omitempty"`
+	Primary int    `json:"primary_key_id,omitempty"` // the key this node sends with
+	Session uint64 `json:"session,omitempty"`        // this run's session id (its start time in ns)
+	KeyFile string `json:"key_file,omitempty"`       // the --key-file the node started with
+}
+
+// IOStatus counts the batched I/O calls and what they carried: packets per
+// call is how well batching works (see docs/performance.md).
+type IOStatus struct {
+	TunReads        uint64   `json:"tun_reads"`         // TUN reads that returned packets
+	TunReadPackets  uint64   `json:"tun_read_packets"`  // packets they returned (TSO superpackets split)
+	TunWrites       uint64   `json:"tun_writes"`        // TUN write batches
+	TunWritePackets uint64   `json:"tun_write_packets"` // packets in them, before GRO coalescing
+	UDP             UDPStats `json:"udp"`
+}
+
+// UDPStats counts the underlay socket's batched calls (udp.Stats converts).
+type UDPStats struct {
+	ReadCalls      uint64 `json:"read_calls"`      // recvmmsg calls that returned messages
+	ReadMessages   uint64 `json:"read_messages"`   // messages received; a GRO message holds several datagrams
+	ReadDatagrams  uint64 `json:"read_datagrams"`  // datagrams handed to callers of Read
+	Oversize       uint64 `json:"oversize"`        // received messages dropped because the kernel truncated them
+	WriteCalls     uint64 `json:"write_calls"`     // sendmmsg calls
+	WriteMessages  uint64 `json:"write_messages"`  // messages sent; a GSO message holds several datagrams
+	WriteDatagrams uint64 `json:"write_datagrams"` // datagrams sent
+	WriteErrors    uint64 `json:"write_errors"`    // datagrams not sent because of an error
+}
+
+// KeyRequest is the body of POST /v1/keys.
+type KeyRequest struct {
+	Key string `json:"key"` // as weft keygen prints it
+}
+
+// KeyAnswer is the answer to a key change.
+type KeyAnswer struct {
+	ID int `json:"id"`
+}
+
+// Lease is one subnet lease as GET /v1/leases lists it (the node sends more
+// fields; these are what clients read).
+type Lease struct {
+	Name     string         `json:"name"`
+	Subnet   netip.Prefix   `json:"subnet"`
+	Endpoint netip.AddrPort `json:"endpoint"`
+	LastSeen time.Time      `json:"last_seen,omitzero"`
+}

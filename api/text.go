@@ -1,0 +1,81 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteText writes the status as `weft status` prints it: the node, its
+// peers as a table, broken paths and drops.
+func (s *Status) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "node      %s\naddress   %s\nsubnet    %s\nnetwork   %s\nmtu       %d\nuptime    %s\n",
+		s.Name, s.Address, s.Subnet, s.Network, s.MTU, time.Duration(s.UptimeSeconds)*time.Second)
+	fmt.Fprintf(w, "underlay  %s %s (mtu %d, %s)\nlisten    %s\ntun       %s (%s)\n",
+		s.Underlay.Interface, s.Underlay.Addr, s.Underlay.MTU, s.Underlay.Why, s.Listen, s.Tun.Name, s.Tun.Driver)
+	fmt.Fprintf(w, "offloads  tun tso=%s gro=%s%s, udp gso=%s gro=%s%s\n",
+		onOff(s.Offloads.Tun.TSO), onOff(s.Offloads.Tun.GRO), because(s.Offloads.Tun.Reason),
+		onOff(s.Offloads.UDP.GSO), onOff(s.Offloads.UDP.GRO), because(s.Offloads.UDP.Reason))
+	if e := s.Encryption; e.Enabled {
+		fmt.Fprintf(w, "security  %s, keys %v (sending with %d), session %d\n", e.Cipher, e.KeyIDs, e.Primary, e.Session)
+	} else {
+		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
+	}
+	if s.TraceReaders > 0 {
+		fmt.Fprintf(w, "trace     %d weft trace session(s) attached\n", s.TraceReaders)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tPATH\tRTT\tLOSS\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	var broken []string
+	for _, p := range s.Peers {
+		heard := "-" // static peers are not heard from
+		if p.LastSeen != nil {
+			heard = time.Since(*p.LastSeen).Round(time.Second).String() + " ago"
+		}
+		rtt := "-"
+		if p.Path.LastOK != nil {
+			rtt = fmt.Sprintf("%.2fms", p.Path.RTTMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
+			p.Path.State, rtt, 100*p.Path.Loss, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+		if p.Path.State == PathUnreachable {
+			broken = append(broken, fmt.Sprintf("path to %s unreachable: %s", p.Name, p.Path.Reason))
+		}
+	}
+	if len(s.Peers) == 0 {
+		fmt.Fprintln(tw, "(no peers)")
+	}
+	tw.Flush()
+	for _, b := range broken {
+		fmt.Fprintln(w, b)
+	}
+	var drops []string
+	for reason, n := range s.Drops {
+		if n > 0 {
+			drops = append(drops, fmt.Sprintf("%s=%d", reason, n))
+		}
+	}
+	slices.Sort(drops)
+	if len(drops) == 0 {
+		drops = []string{"none"}
+	}
+	fmt.Fprintf(w, "\ndrops     %s\n", strings.Join(drops, " "))
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
+}

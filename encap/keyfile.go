@@ -1,0 +1,51 @@
+package encap
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// ReadKeyFile reads the cluster keys in path, as `weft keygen --out` writes
+// them: one base64 key (ParseKey) per line, the first one is sent with;
+// blank lines and # comments are skipped. A file that others can read is
+// refused: the key lets anyone into the overlay.
+func ReadKeyFile(path string) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): run chmod 600 %s", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var keys [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		key, err := ParseKey(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New(path + ": no key in the file (make one with 'weft keygen --out FILE')")
+	}
+	return keys, nil
+}
