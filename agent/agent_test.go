@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/packettest"
+	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/subnetenv"
+	"github.com/weftnet/weft/tunnel"
+	"github.com/weftnet/weft/tunnel/tunneltest"
+)
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// testAgent is an agent running in this process: an in-memory TUN, real
+// UDP and gossip on loopback, a real control socket in a temporary run dir.
+type testAgent struct {
+	cfg    Config
+	tun    chan *tunneltest.Device
+	client *api.Client
+	gossip string // host:port to --join
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// freePort returns a port free for both TCP and UDP on loopback (gossip
+// takes both).
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return uint16(port)
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startAgent runs an agent named name with the cluster key key, joining
+// seeds; it stops when the test ends.
+func startAgent(t *testing.T, name string, key []byte, seeds ...string) *testAgent {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Node.Name = name
+	cfg.Node.Advertise = loopback
+	cfg.Node.Listen = netip.AddrPortFrom(loopback, freePort(t))
+	cfg.Node.Keys = [][]byte{key}
+	cfg.Node.ProbeInterval = 100 * time.Millisecond
+	cfg.RunDir, cfg.StateDir = t.TempDir(), t.TempDir()
+	cfg.GossipPort = int(freePort(t))
+	cfg.Join = seeds
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &testAgent{cfg: cfg, tun: make(chan *tunneltest.Device, 1), client: api.NewClient(cfg.RunDir),
+		gossip: fmt.Sprintf("127.0.0.1:%d", cfg.GossipPort), done: make(chan error, 1)}
+	a.cfg.OpenTun = func(c tunnel.Config, _ *slog.Logger) (tunnel.Device, error) {
+		d := tunneltest.New(c.Name, c.MTU, 8)
+		a.tun <- d
+		return d, nil
+	}
+	a.cfg.Gossip = func(mc *membership.Config) {
+		mc.SettleWindow = 300 * time.Millisecond
+		mc.LeaveTimeout = time.Second
+		mc.Memberlist = func(c *memberlist.Config) {
+			c.ProbeInterval, c.ProbeTimeout, c.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go func() { a.done <- Run(ctx, a.cfg) }()
+	t.Cleanup(func() { a.stop(t) })
+	return a
+}
+
+// stop ends the agent once and checks it shut down cleanly.
+func (a *testAgent) stop(t *testing.T) {
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	a.cancel = nil
+	if err := <-a.done; err != nil {
+		t.Errorf("%s: Run: %v", a.cfg.Node.Name, err)
+	}
+}
+
+// status waits for the agent's control socket to answer with a subnet.
+func (a *testAgent) status(t *testing.T) *api.Status {
+	t.Helper()
+	var s *api.Status
+	waitFor(t, a.cfg.Node.Name+" answering on its control socket", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var err error
+		s, err = a.client.Status(ctx)
+		return err == nil
+	})
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func recv(t *testing.T, d *tunneltest.Device) []byte {
+	t.Helper()
+	select {
+	case p := <-d.Written():
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no packet came out of the TUN", d.Name())
+		return nil
+	}
+}
+
+// Two whole agents — gossip, leases, the sealed data path, the control
+// socket — find each other on loopback and carry a ping both ways.
+func TestTwoAgentsPing(t *testing.T) {
+	key, err := encap.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, "a", key)
+	sa := a.status(t)
+	b := startAgent(t, "b", key, a.gossip)
+	sb := b.status(t)
+	if sa.Subnet == sb.Subnet || !sa.Network.Contains(sb.Subnet.Addr()) {
+		t.Fatalf("subnets a %s, b %s", sa.Subnet, sb.Subnet)
+	}
+	tunA, tunB := <-a.tun, <-b.tun
+	for _, ag := range []*testAgent{a, b} {
+		other := map[*testAgent]string{a: "b", b: "a"}[ag]
+		waitFor(t, ag.cfg.Node.Name+" routing to "+other+" over a working path", func() bool {
+			s, err := ag.client.Status(context.Background())
+			return err == nil && len(s.Peers) == 1 && s.Peers[0].Name == other &&
+				s.Peers[0].State == peer.Alive && s.Peers[0].Path.State == api.PathOK
+		})
+	}
+
+	req := packettest.Echo4(packettest.EchoRequest, sa.Address, sb.Address, 7, 1, []byte("weft"))
+	tunA.Inject(req)
+	if got := recv(t, tunB); !bytes.Equal(got, req) {
+		t.Fatalf("b's TUN got %x, want the echo request %x", got, req)
+	}
+	reply := packettest.Echo4(packettest.EchoReply, sb.Address, sa.Address, 7, 1, []byte("weft"))
+	tunB.Inject(reply)
+	if got := recv(t, tunA); !bytes.Equal(got, reply) {
+		t.Fatalf("a's TUN got %x, want the echo reply %x", got, reply)
+	}
+	s := a.status(t)
+	if p := s.Peers[0]; p.TxPackets != 1 || p.RxPackets != 1 || !s.Encryption.Enabled {
+		t.Fatalf("a's view of b after one ping: %+v, encryption %+v", p, s.Encryption)
+	}
+
+	// subnet.env says what status says, and stopping takes it and the
+	// socket away.
+	env, err := subnetenv.Read(filepath.Join(a.cfg.RunDir, subnetenv.File))
+	if err != nil || env.Subnet != sa.Subnet || env.MTU != sa.MTU || env.Network != sa.Network {
+		t.Fatalf("subnet.env %+v (%v), status subnet %s mtu %d", env, err, sa.Subnet, sa.MTU)
+	}
+	a.stop(t)
+	if left, _ := os.ReadDir(a.cfg.RunDir); len(left) != 0 {
+		t.Fatalf("a's run dir still holds %v", left)
+	}
+	waitFor(t, "b seeing a leave", func() bool {
+		s, err := b.client.Status(context.Background())
+		return err == nil && len(s.Peers) == 1 && s.Peers[0].State == peer.Left
+	})
+}
