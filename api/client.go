@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -103,4 +104,43 @@ func (c *Client) do(ctx context.Context, method, path string, in any) (*http.Res
 		return nil, fmt.Errorf("node at %s answered %s", c.sock, resp.Status)
 	}
 	return resp, nil
+}
+
+// AddKey makes the node accept the cluster key secret and returns its id.
+func (c *Client) AddKey(ctx context.Context, secret string) (int, error) {
+	var ans KeyAnswer
+	err := c.Call(ctx, http.MethodPost, "/v1/keys", KeyRequest{Key: secret}, &ans)
+	return ans.ID, err
+}
+
+// UseKey makes the node send with the key id it holds.
+func (c *Client) UseKey(ctx context.Context, id string) (int, error) {
+	var ans KeyAnswer
+	err := c.Call(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(id)+"/use", nil, &ans)
+	return ans.ID, err
+}
+
+// RemoveKey makes the node stop accepting key id.
+func (c *Client) RemoveKey(ctx context.Context, id string) (int, error) {
+	var ans KeyAnswer
+	err := c.Call(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, &ans)
+	return ans.ID, err
+}
+
+// Leases lists the cluster's subnet leases as the node knows them.
+func (c *Client) Leases(ctx context.Context) ([]Lease, error) {
+	var ls []Lease
+	err := c.Call(ctx, http.MethodGet, "/v1/leases", nil, &ls)
+	return ls, err
+}
+
+// ReleaseLease frees the lease of the gone node name.
+func (c *Client) ReleaseLease(ctx context.Context, name string) error {
+	return c.Call(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(name)+"/release", nil, nil)
+}
+
+// Trace streams the events f selects, one JSON TraceEvent a line; the
+// caller closes the stream (or ends ctx) to stop.
+func (c *Client) Trace(ctx context.Context, f TraceFilter) (io.ReadCloser, error) {
+	return c.Stream(ctx, "/v1/trace?"+f.Query().Encode())
 }

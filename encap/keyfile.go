@@ -49,3 +49,18 @@ func ReadKeyFile(path string) ([][]byte, error) {
 	}
 	return keys, nil
 }
+
+// WriteKeyFile writes key to a new file at path, mode 0600, in the form
+// ReadKeyFile reads. It never overwrites an existing file: that may hold a
+// key a cluster still uses.
+func WriteKeyFile(path string, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(FormatKey(key) + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -7,8 +7,10 @@ package subnetenv
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -128,4 +130,31 @@ func Parse(b []byte) (Env, error) {
 	}
 	s.Network, s.Subnet = s.Network.Masked(), s.Subnet.Masked()
 	return s, nil
+}
+
+// WriteAs writes the env in the form a container runtime on a plain host
+// needs: "env" (shell variables), "docker" (daemon.json and dockerd flags),
+// "podman" (a command creating the network podmanNet) or "json".
+func (s Env) WriteAs(w io.Writer, format, podmanNet string) error {
+	gw := s.Gateway()
+	bip := fmt.Sprintf("%s/%d", gw, s.Subnet.Bits())
+	switch format {
+	case "env":
+		fmt.Fprintf(w, "WEFT_NETWORK=%s\nWEFT_SUBNET=%s\nWEFT_GATEWAY=%s\nWEFT_MTU=%d\nWEFT_IPMASQ=%t\n",
+			s.Network, s.Subnet, gw, s.MTU, s.IPMasq)
+	case "docker":
+		b, _ := json.MarshalIndent(map[string]any{"bip": bip, "mtu": s.MTU}, "", "  ")
+		fmt.Fprintf(w, "# /etc/docker/daemon.json (merge into an existing file), then: systemctl restart docker\n%s\n", b)
+		fmt.Fprintf(w, "# or as dockerd flags:\n# --bip=%s --mtu=%d\n", bip, s.MTU)
+	case "podman":
+		fmt.Fprintf(w, "podman network create --subnet %s --gateway %s --opt mtu=%d %s\n", s.Subnet, gw, s.MTU, podmanNet)
+		fmt.Fprintf(w, "# then: podman run --network %s ...\n", podmanNet)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"network": s.Network, "subnet": s.Subnet, "gateway": gw, "mtu": s.MTU, "ipmasq": s.IPMasq})
+	default:
+		return errors.New("want env, docker, podman or json")
+	}
+	return nil
 }

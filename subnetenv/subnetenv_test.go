@@ -2,6 +2,7 @@ package subnetenv
 
 import (
 	"errors"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,31 @@ func TestWriteRead(t *testing.T) {
 	}
 	if a, g := NodeAddress(want.Subnet), got.Gateway(); a != netip.MustParseAddr("10.244.3.0") || g != netip.MustParseAddr("10.244.3.1") {
 		t.Fatalf("node address %s, gateway %s", a, g)
+	}
+}
+
+func TestWriteAs(t *testing.T) {
+	s, err := Parse([]byte("WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.3.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string][]string{
+		"env":    {"WEFT_SUBNET=10.244.3.0/24\n", "WEFT_GATEWAY=10.244.3.1\n", "WEFT_MTU=1424\n"},
+		"docker": {`"bip": "10.244.3.1/24"`, `"mtu": 1424`, "--bip=10.244.3.1/24 --mtu=1424"},
+		"podman": {"podman network create --subnet 10.244.3.0/24 --gateway 10.244.3.1 --opt mtu=1424 weft\n"},
+		"json":   {`"gateway": "10.244.3.1"`},
+	} {
+		var out strings.Builder
+		if err := s.WriteAs(&out, format, "weft"); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: no %q in\n%s", format, w, out.String())
+			}
+		}
+	}
+	if err := s.WriteAs(io.Discard, "xml", "weft"); err == nil {
+		t.Error("format xml accepted")
 	}
 }

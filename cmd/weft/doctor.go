@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/doctor"
 )
@@ -16,7 +15,7 @@ import (
 // wrong and how to fix it. It exits 1 if anything failed.
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("doctor", stderr)
-	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to check")
+	runDir := runDirFlag(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}

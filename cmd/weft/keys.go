@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 )
 
@@ -30,16 +26,7 @@ func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 		_, err := io.WriteString(stdout, line)
 		return err
 	}
-	// O_EXCL: never overwrite a key a cluster may already use.
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		return fmt.Errorf("--out: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := encap.WriteKeyFile(*out, key); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	fmt.Fprintf(stderr, "wrote a new cluster key (id %d) to %s; copy it to every node and start them with --key-file %s\n",
@@ -56,33 +43,13 @@ const keyUsage = `usage: weft key list [--run-dir DIR]
 // gossip together). The changes live in the node's memory only: the key
 // file must be changed to match, or a restart undoes them.
 func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, keyUsage)
-		return errUsage
-	}
-	verb, rest := args[0], args[1:]
-	var arg string
-	switch verb {
-	case "list":
-	case "add", "use", "remove":
-		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
-			fmt.Fprintf(stderr, "weft key %s: missing %s\n%s\n", verb, map[bool]string{true: "FILE", false: "ID"}[verb == "add"], keyUsage)
-			return errUsage
-		}
-		arg, rest = rest[0], rest[1:]
-	default:
-		fmt.Fprintln(stderr, keyUsage)
-		return errUsage
-	}
-	fs := newFlagSet("key "+verb, stderr)
-	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to change")
-	if err := parseFlags(fs, rest, stderr); err != nil {
+	verb, arg, c, err := parseVerb("key", args, map[string]string{"list": "", "add": "FILE", "use": "ID", "remove": "ID"}, keyUsage, stderr)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var ans api.KeyAnswer
-	c := api.NewClient(*runDir)
+	var id int
 	switch verb {
 	case "list":
 		s, err := c.Status(ctx)
@@ -111,20 +78,20 @@ func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if len(keys) != 1 {
 			return fmt.Errorf("%s holds %d keys: give a file with the one key to add", arg, len(keys))
 		}
-		if err := c.Call(ctx, http.MethodPost, "/v1/keys", api.KeyRequest{Key: encap.FormatKey(keys[0])}, &ans); err != nil {
+		if id, err = c.AddKey(ctx, encap.FormatKey(keys[0])); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "key %d added: the node accepts it and still sends with its old key\n", ans.ID)
+		fmt.Fprintf(stdout, "key %d added: the node accepts it and still sends with its old key\n", id)
 	case "use":
-		if err := c.Call(ctx, http.MethodPost, "/v1/keys/"+arg+"/use", nil, &ans); err != nil {
+		if id, err = c.UseKey(ctx, arg); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "the node now sends with key %d\n", ans.ID)
+		fmt.Fprintf(stdout, "the node now sends with key %d\n", id)
 	case "remove":
-		if err := c.Call(ctx, http.MethodDelete, "/v1/keys/"+arg, nil, &ans); err != nil {
+		if id, err = c.RemoveKey(ctx, arg); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "key %d removed: packets and gossip under it are refused\n", ans.ID)
+		fmt.Fprintf(stdout, "key %d removed: packets and gossip under it are refused\n", id)
 	}
 	fmt.Fprintln(stderr, "this changes the running node only: change its --key-file to match (the key it sends with on the first line), or a restart undoes it")
 	return nil

@@ -11,6 +11,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/api"
 )
 
 const usage = `weft: a userspace overlay network you can read, run anywhere and debug with tcpdump.
@@ -127,4 +130,38 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return errUsage
 	}
 	return nil
+}
+
+// runDirFlag adds --run-dir, naming the node a command talks to.
+func runDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node")
+}
+
+// parseVerb parses `weft CMD VERB [ARG] [--run-dir DIR]`: verbs maps each
+// verb to the name of its one argument, "" for none. It returns the client
+// of the node --run-dir names.
+func parseVerb(cmd string, args []string, verbs map[string]string, usage string, stderr io.Writer) (verb, arg string, c *api.Client, err error) {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return "", "", nil, errUsage
+	}
+	verb, rest := args[0], args[1:]
+	argName, ok := verbs[verb]
+	if !ok {
+		fmt.Fprintln(stderr, usage)
+		return "", "", nil, errUsage
+	}
+	if argName != "" {
+		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
+			fmt.Fprintf(stderr, "weft %s %s: missing %s\n%s\n", cmd, verb, argName, usage)
+			return "", "", nil, errUsage
+		}
+		arg, rest = rest[0], rest[1:]
+	}
+	fs := newFlagSet(cmd+" "+verb, stderr)
+	runDir := runDirFlag(fs)
+	if err := parseFlags(fs, rest, stderr); err != nil {
+		return "", "", nil, err
+	}
+	return verb, arg, api.NewClient(*runDir), nil
 }

@@ -91,37 +91,19 @@ func TestKeygenAndKeyFile(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
+// weft env prints subnet.env in a runtime's form (subnetenv tests every
+// form); a bad format or a missing file is a one-line error.
 func TestEnv(t *testing.T) {
 	dir := t.TempDir()
 	env := "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.3.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"
 	if err := os.WriteFile(dir+"/subnet.env", []byte(env), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for format, want := range map[string][]string{
-		"env":    {"WEFT_SUBNET=10.244.3.0/24\n", "WEFT_GATEWAY=10.244.3.1\n", "WEFT_MTU=1424\n"},
-		"docker": {`"bip": "10.244.3.1/24"`, `"mtu": 1424`, "--bip=10.244.3.1/24 --mtu=1424"},
-		"podman": {"podman network create --subnet 10.244.3.0/24 --gateway 10.244.3.1 --opt mtu=1424 weft\n"},
-		"json":   {`"gateway": "10.244.3.1"`},
-	} {
-		var out, errb bytes.Buffer
-		if code := run([]string{"env", "--run-dir", dir, "--format", format}, &out, &errb); code != 0 {
-			t.Fatalf("env --format %s: exit %d: %s", format, code, errb.String())
-		}
-		for _, w := range want {
-			if !strings.Contains(out.String(), w) {
-				t.Errorf("env --format %s: no %q in\n%s", format, w, out.String())
-			}
-		}
-	}
 	var out, errb bytes.Buffer
+	if code := run([]string{"env", "--run-dir", dir, "--format", "podman"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "podman network create --subnet 10.244.3.0/24 --gateway 10.244.3.1 --opt mtu=1424 weft\n") {
+		t.Fatalf("env --format podman: exit %d: %s%s", code, out.String(), errb.String())
+	}
 	if code := run([]string{"env", "--run-dir", dir, "--format", "xml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--format") {
 		t.Errorf("bad --format: exit %d, %q", code, errb.String())
 	}

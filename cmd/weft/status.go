@@ -6,14 +6,13 @@ import (
 	"io"
 	"time"
 
-	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/api"
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("status", stdout)
 	asJSON := fs.Bool("json", false, "print JSON (the keys are stable)")
-	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to ask")
+	runDir := runDirFlag(fs)
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}

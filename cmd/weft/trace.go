@@ -13,7 +13,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/api"
 )
 
@@ -22,7 +21,7 @@ import (
 // pcap file (raw IP) for Wireshark.
 func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("trace", stderr)
-	runDir := fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node to trace")
+	runDir := runDirFlag(fs)
 	peer := fs.String("peer", "", "only packets to or from the peer `name`")
 	host := fs.String("host", "", "only packets with this inner source or destination `IP`")
 	proto := fs.String("proto", "", "only this `protocol`: tcp, udp, icmp, icmpv6")
@@ -32,24 +31,17 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	q := url.Values{}
-	for k, v := range map[string]string{"peer": *peer, "host": *host, "proto": *proto} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if *drops {
-		q.Set("drops", "1")
-	}
-	if _, err := api.ParseTraceFilter(q); err != nil {
+	filter, err := api.ParseTraceFilter(url.Values{"peer": {*peer}, "host": {*host}, "proto": {*proto}})
+	if err != nil {
 		return fmt.Errorf("--%w", err) // the filter's errors start with the flag's name
 	}
+	filter.DropsOnly = *drops
 	if *count < 0 {
 		return fmt.Errorf("--count %d: must not be negative", *count)
 	}
 	var pw *pcapgo.Writer
 	if *pcapFile != "" {
-		q.Set("packets", "1")
+		filter.Packets = true
 		f, err := os.Create(*pcapFile)
 		if err != nil {
 			return fmt.Errorf("--pcap: %w", err)
@@ -63,7 +55,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	body, err := api.NewClient(*runDir).Stream(ctx, "/v1/trace?"+q.Encode())
+	body, err := api.NewClient(*runDir).Trace(ctx, filter)
 	if err != nil {
 		return err
 	}
