@@ -1,7 +1,7 @@
 // Package e2e holds weft's end-to-end tests: the real weft binary, built once
 // by TestMain, runs on hosts made of Linux network namespaces (package lab)
 // and the tests pass traffic through it and read its status, the way an
-// operator would. It is the third tier of weft's tests (STYLE.md, point 14),
+// operator would. It is the third tier of weft's tests ("three tiers of tests" in shared/STYLE.md),
 // above the wire-format tests and the in-process simulated network.
 //
 // Data-path tests run once per TUN driver ("wireguard" and "water"); every
