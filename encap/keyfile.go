@@ -6,23 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 )
 
-// ReadKeyFile reads the cluster keys in path, as `weft keygen --out` writes
+// ReadKeyFile reads the cluster keys in path (its errors start with the
+// path), as `weft keygen --out` writes
 // them: one base64 key (ParseKey) per line, the first one is sent with;
 // blank lines and # comments are skipped. A file that others can read is
 // refused: the key lets anyone into the overlay.
 func ReadKeyFile(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path comes first, below
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s is readable by others (mode %04o): run chmod 600 %s", path, perm, path)

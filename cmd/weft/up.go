@@ -86,7 +86,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	if *keyFile != "" {
 		keys, err := encap.ReadKeyFile(*keyFile)
 		if err != nil {
-			return o, fmt.Errorf("--key-file: %w", err)
+			return o, fmt.Errorf("--key-file %w", err)
 		}
 		cfg.Keys, cfg.KeyFile = keys, *keyFile
 		if abs, err := filepath.Abs(*keyFile); err == nil {
