@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"runtime/pprof"
 	"runtime/trace"
@@ -23,26 +24,8 @@ func Profiles() http.Handler {
 			fmt.Fprintf(w, "%s: %d (?debug=1 for text)\n", p.Name(), p.Count())
 		}
 	})
-	mux.HandleFunc("GET /debug/pprof/profile", func(w http.ResponseWriter, r *http.Request) {
-		d := seconds(r, 30)
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if err := pprof.StartCPUProfile(w); err != nil {
-			WriteError(w, http.StatusConflict, fmt.Errorf("cpu profile: %w", err))
-			return
-		}
-		sleep(r, d)
-		pprof.StopCPUProfile()
-	})
-	mux.HandleFunc("GET /debug/pprof/trace", func(w http.ResponseWriter, r *http.Request) {
-		d := seconds(r, 1)
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if err := trace.Start(w); err != nil {
-			WriteError(w, http.StatusConflict, fmt.Errorf("trace: %w", err))
-			return
-		}
-		sleep(r, d)
-		trace.Stop()
-	})
+	mux.HandleFunc("GET /debug/pprof/profile", timed(30, pprof.StartCPUProfile, pprof.StopCPUProfile))
+	mux.HandleFunc("GET /debug/pprof/trace", timed(1, trace.Start, trace.Stop))
 	mux.HandleFunc("GET /debug/pprof/{name}", func(w http.ResponseWriter, r *http.Request) {
 		p := pprof.Lookup(r.PathValue("name"))
 		if p == nil {
@@ -58,6 +41,21 @@ func Profiles() http.Handler {
 		p.WriteTo(w, debug)
 	})
 	return mux
+}
+
+// timed serves a recording that runs for ?seconds=N (default def): start
+// writes it to the answer, stop ends it.
+func timed(def int, start func(io.Writer) error, stop func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d := seconds(r, def)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if err := start(w); err != nil {
+			WriteError(w, http.StatusConflict, fmt.Errorf("%s: %w", r.URL.Path, err))
+			return
+		}
+		sleep(r, d)
+		stop()
+	}
 }
 
 // seconds is the request's ?seconds=N, bounded to 1 s–5 min.
