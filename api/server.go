@@ -44,12 +44,12 @@ func (s *Server) Serve(ctx context.Context, runDir string) (close func(), err er
 		c.Close()
 		return nil, fmt.Errorf("--run-dir %s: another weft is running there (%s answers)", runDir, path)
 	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(runDir, path)
 	if err != nil {
 		return nil, fmt.Errorf("--run-dir: control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ours, err := os.Stat(path)
+	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("--run-dir: control socket: %w", err)
 	}
@@ -57,8 +57,39 @@ func (s *Server) Serve(ctx context.Context, runDir string) (close func(), err er
 	go srv.Serve(ln)
 	return func() {
 		srv.Close()
-		os.Remove(path)
+		ln.Close() // Serve's goroutine may not have taken it yet
+		// Remove the socket file only if it is still ours: a node started
+		// after a quick restart may already have put its own there.
+		if st, err := os.Stat(path); err == nil && os.SameFile(st, ours) {
+			os.Remove(path)
+		}
 	}, nil
+}
+
+// listenPrivate listens on a Unix socket at path that is mode 0600 from the
+// first moment: it is created in a private directory beside path and renamed
+// into place, replacing a crash's leftover. The listener never unlinks path
+// on close; Serve's close decides that.
+func listenPrivate(dir, path string) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(dir, ".weft-sock-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(tmp, SocketFile), Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(filepath.Join(tmp, SocketFile), 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(filepath.Join(tmp, SocketFile), path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // WriteJSON answers a request with v as JSON.

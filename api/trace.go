@@ -54,9 +54,9 @@ func (e *TraceEvent) String() string {
 			p = "proto " + strconv.Itoa(int(e.Proto))
 		}
 		src, dst := e.Src.String(), e.Dst.String()
-		if e.SrcPort != 0 || e.DstPort != 0 {
-			src += ":" + strconv.Itoa(int(e.SrcPort))
-			dst += ":" + strconv.Itoa(int(e.DstPort))
+		if e.SrcPort != 0 || e.DstPort != 0 { // [v6]:port, v4:port
+			src = netip.AddrPortFrom(e.Src, e.SrcPort).String()
+			dst = netip.AddrPortFrom(e.Dst, e.DstPort).String()
 		}
 		what = fmt.Sprintf("%s %s > %s", p, src, dst)
 	case e.From.IsValid():
