@@ -100,11 +100,15 @@ func (s *leaseState) settleWait(st *settling, now time.Time) time.Duration {
 	return min(wait, st.deadline.Sub(now))
 }
 
-// contest checks our settled claim: whether a rival's claim ranks first, and
-// which nodes lost a contest of this round, who pick again as a crowd.
+// contest checks our settled claim: whether a rival's claim ranks first,
+// and if so which nodes lost a contest of this round, who pick again as a
+// crowd.
 func (s *leaseState) contest(now time.Time) (winner claim, lost bool, losers map[string]bool) {
 	cs := s.claims(now, nil)
 	winner, lost = cs.winner(claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq})
+	if !lost {
+		return winner, false, nil
+	}
 	losers = map[string]bool{}
 	for _, c := range cs.all() {
 		if _, l := cs.winner(c); l && c.name != s.cfg.Name {

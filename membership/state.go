@@ -38,10 +38,10 @@ type leaseState struct {
 	probeInterval time.Duration
 
 	leases         map[string]Lease
-	own            Lease // our record; zero Subnet until pick
-	started        bool  // the claim settled: a lost contest now ends the node
-	lost           bool  // the loss of our subnet was reported
-	reassert       uint64
+	own            Lease              // our record; zero Subnet until pick
+	started        bool               // the claim settled: a lost contest now ends the node
+	lost           bool               // the loss of our subnet was reported
+	reassert       uint64             // a record of our name at this version contradicts ours
 	members        map[string]*member // ours included
 	live           int                // members but us that memberlist counts alive
 	rebuild        bool               // the peer set must be recomputed
@@ -53,6 +53,7 @@ type leaseState struct {
 	overlapping    map[string]netip.Prefix
 }
 
+// member is one member as memberlist last reported it.
 type member struct {
 	name    string
 	gossip  netip.AddrPort
@@ -69,7 +70,7 @@ type effects struct {
 	broadcast []Lease     // records to gossip
 	lost      error       // set once: a claim that ranks first took our subnet (ErrSubnetLost)
 	publish   bool        // peers is a new peer set for Run
-	peers     []peer.Info //
+	peers     []peer.Info // never modified once returned
 	save      []Lease     // the table to write to the lease file, if not nil
 }
 
@@ -142,8 +143,12 @@ func (s *leaseState) member(ev memberEvent, now time.Time) effects {
 		state = peer.Left
 	}
 	if mb.state != state {
-		if !self && (mb.state == peer.Alive) != (state == peer.Alive) {
-			s.live += map[bool]int{true: 1, false: -1}[state == peer.Alive]
+		switch {
+		case self || (mb.state == peer.Alive) == (state == peer.Alive):
+		case state == peer.Alive:
+			s.live++
+		default:
+			s.live--
 		}
 		mb.state, mb.since = state, now
 		if !self {
