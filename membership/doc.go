@@ -12,7 +12,7 @@
 //
 // Its memberlist metadata (meta.go: versioned, append-only) carries name,
 // network, subnet with its claim order, data endpoint, overlay address and a
-// flag word. Members memberlist reports alive become PeerInfo{State: "alive"}
+// flag word. Members memberlist reports alive become peer.Info{State: peer.Alive}
 // (or "suspect", below); dead and left members stay in the peer set with
 // that state, for status only: the node withdraws their routes. Announcements that do not check out are rejected,
 // counted by reason (Stats) and logged once per node: metadata that does not
