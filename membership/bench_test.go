@@ -21,8 +21,8 @@ import (
 //
 //	go test ./membership -run x -bench Convergence -benchtime 1x
 //
-// WEFT_BENCH_SIZES=50,200 picks the sizes (default 50,200,1000; "auto" runs
-// up to 200 members, see the package documentation).
+// WEFT_BENCH_SIZES=50,200 picks the sizes (default 50,200,1000; "auto" is
+// skipped above 200 members, see Scale in the package documentation).
 func BenchmarkConvergence(b *testing.B) {
 	sizes := []int{50, 200, 1000}
 	if s := os.Getenv("WEFT_BENCH_SIZES"); s != "" {

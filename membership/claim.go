@@ -13,12 +13,12 @@ package membership
 // see the same crowd thus pick distinct subnets, and when views differ, the
 // contest still falls to the name, the same way on every run. After a claim
 // it waits for the crowd's claims to arrive (settle) and picks again if one
-// beats it.
+// beats it (contest).
+//
+// These are methods of the pure leaseState: each says how long to wait or
+// what to claim as of now; the driver (Membership.claim) does the waiting.
 
 import (
-	"context"
-	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -26,253 +26,200 @@ import (
 	"github.com/weftnet/weft/peer"
 )
 
-// settleWindow is SettleWindow, but at least as long as memberlist takes to
-// finish sending a broadcast in a cluster of this size (RetransmitMult ×
-// ⌈log10(n+1)⌉ gossip intervals), by when a claim has reached every node.
-func (m *Membership) settleWindow() time.Duration {
-	n := float64(m.liveOthers.Load() + 2)
-	spread := time.Duration(m.retransmitMult) * time.Duration(math.Ceil(math.Log10(n))) * m.gossipInterval
-	return max(m.cfg.SettleWindow, spread)
-}
-
 // maxClaimRounds bounds how often Start picks again after losing a contest;
 // each round settles at least the winner of every contested subnet.
 const maxClaimRounds = 32
 
-// claim leases a subnet and settles it against concurrent claims.
-func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
-	crowd, err := m.awaitJoins(ctx)
-	if err != nil {
-		return netip.Prefix{}, err
+// awaitJoins adds to crowd the live members that have no subnet yet (true
+// for those that had no lease either: contestants) and returns how long to
+// wait still for joins to quiet down: until no member has appeared for half
+// a settle window, at most until deadline; 0 when done or nobody is joining.
+func (s *leaseState) awaitJoins(crowd map[string]bool, window time.Duration, deadline, now time.Time) time.Duration {
+	for name, mb := range s.members {
+		if _, seen := crowd[name]; !seen && name != s.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
+			l, leased := s.leases[name]
+			crowd[name] = !leased || l.Released // a node that comes back for its lease is no contestant
+		}
 	}
-	for round := 1; round <= maxClaimRounds; round++ {
-		m.rounds = round
-		subnet, err := m.pick(crowd, round == 1)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		// Queue the announcement; settle waits for it to spread.
-		m.ml.UpdateNode(time.Millisecond)
-		if len(m.seeds) == 0 && m.liveOthers.Load() == 0 {
-			return subnet, nil // the first node: nobody to contend with
-		}
-		if err := m.settle(ctx); err != nil {
-			return netip.Prefix{}, fmt.Errorf("settling subnet %s: %w", subnet, err)
-		}
-		m.mu.Lock()
-		cs := m.claimsLocked(time.Now(), nil)
-		w, lost := cs.winner(claim{name: m.cfg.Name, subnet: subnet, seq: m.own.Seq})
-		// Every loser of this round's contests picks again; they rank
-		// themselves among each other as the crowd did.
-		crowd = map[string]bool{}
-		for _, c := range cs.all() {
-			if _, l := cs.winner(c); l && c.name != m.cfg.Name {
-				crowd[c.name] = true
-			}
-		}
-		m.mu.Unlock()
-		if !lost {
-			return subnet, nil
-		}
-		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name)
+	wait := s.membersChanged.Add(window / 2).Sub(now)
+	if len(crowd) == 0 || wait <= 0 || !now.Before(deadline) {
+		return 0
 	}
-	return netip.Prefix{}, fmt.Errorf("no subnet settled after %d rounds of competing claims", maxClaimRounds)
+	return min(wait, deadline.Sub(now))
 }
 
-// awaitJoins waits, while other members have no subnet yet, until no member
-// has appeared for half a SettleWindow (at most two windows), and returns
-// those members: the crowd that starts with us, true for those that had no
-// lease (contestants).
-func (m *Membership) awaitJoins(ctx context.Context) (map[string]bool, error) {
-	crowd := map[string]bool{}
-	window := m.settleWindow()
-	deadline := time.Now().Add(2 * window)
-	for {
-		m.mu.Lock()
-		for name, mb := range m.members {
-			if _, seen := crowd[name]; !seen && name != m.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
-				l, leased := m.leases[name]
-				crowd[name] = !leased || l.Released // a node that comes back for its lease is no contestant
-			}
-		}
-		quiet := m.membersChanged.Add(window / 2)
-		m.mu.Unlock()
-		wait := time.Until(quiet)
-		if len(crowd) == 0 || wait <= 0 || !time.Now().Before(deadline) {
-			return crowd, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for other nodes to join: %w", ctx.Err())
-		case <-time.After(min(wait, time.Until(deadline))):
-		}
-	}
+// settling is one wait for competing claims after a pick.
+type settling struct {
+	start, waitUntil, deadline time.Time
+	window                     time.Duration
+	pending                    []string // members that had no subnet yet when we claimed
 }
 
-// settle waits for competing claims to arrive: until SettleWindow has passed
-// since our claim and since any claim or member anywhere last appeared or
-// changed, every member
-// that had no subnet yet when we claimed has announced one, and every rival
+// beginSettle starts waiting for competing claims to our claim made at now.
+func (s *leaseState) beginSettle(window time.Duration, now time.Time) *settling {
+	const maxWait, maxChurn = 10, 30
+	st := &settling{start: now, window: window, waitUntil: now.Add(maxWait * window), deadline: now.Add(maxChurn * window)}
+	for name, mb := range s.members {
+		if name != s.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
+			st.pending = append(st.pending, name)
+		}
+	}
+	return st
+}
+
+// settleWait returns how long to wait still for competing claims; 0: they
+// are in. That is until a window has passed since our claim and since any
+// claim or member anywhere last appeared or changed, every member that had
+// no subnet yet when we claimed has announced one, and every rival
 // announcement is backed by its lease record (for at most maxWait windows);
 // at most maxChurn windows in all, while claims keep changing.
-func (m *Membership) settle(ctx context.Context) error {
-	const maxWait, maxChurn = 10, 30
-	start := time.Now()
-	window := m.settleWindow()
-	waitUntil := start.Add(maxWait * window)
-	deadline := start.Add(maxChurn * window)
-	m.mu.Lock()
-	var pending []string
-	for name, mb := range m.members {
-		if name != m.cfg.Name && mb.state == peer.Alive && !mb.meta.Subnet.IsValid() {
-			pending = append(pending, name)
-		}
+func (s *leaseState) settleWait(st *settling, now time.Time) time.Duration {
+	quiet := s.claimsChanged
+	if s.membersChanged.After(quiet) {
+		quiet = s.membersChanged
 	}
-	m.mu.Unlock()
-	for {
-		m.mu.Lock()
-		quiet := m.claimsChanged
-		if m.membersChanged.After(quiet) {
-			quiet = m.membersChanged
-		}
-		pending = slices.DeleteFunc(pending, func(name string) bool {
-			mb := m.members[name]
-			return mb == nil || mb.state != peer.Alive || mb.meta.Subnet.IsValid()
-		})
-		waiting := len(pending) > 0
-		for name, mb := range m.members { // a rival whose lease record is still on its way
-			waiting = waiting || name != m.cfg.Name && mb.state == peer.Alive &&
-				mb.meta.Subnet.Overlaps(m.own.Subnet) && m.announcedLocked(mb).seq == noSeq
-		}
-		m.mu.Unlock()
-		if quiet.Before(start) {
-			quiet = start
-		}
-		wait := time.Until(quiet.Add(window))
-		if waiting && time.Now().Before(waitUntil) {
-			wait = max(wait, window/10)
-		}
-		if wait <= 0 || !time.Now().Before(deadline) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(wait, time.Until(deadline))):
-		}
+	st.pending = slices.DeleteFunc(st.pending, func(name string) bool {
+		mb := s.members[name]
+		return mb == nil || mb.state != peer.Alive || mb.meta.Subnet.IsValid()
+	})
+	waiting := len(st.pending) > 0
+	for name, mb := range s.members { // a rival whose lease record is still on its way
+		waiting = waiting || name != s.cfg.Name && mb.state == peer.Alive &&
+			mb.meta.Subnet.Overlaps(s.own.Subnet) && s.announced(mb).seq == noSeq
 	}
+	if quiet.Before(st.start) {
+		quiet = st.start
+	}
+	wait := quiet.Add(st.window).Sub(now)
+	if waiting && now.Before(st.waitUntil) {
+		wait = max(wait, st.window/10)
+	}
+	if wait <= 0 || !now.Before(st.deadline) {
+		return 0
+	}
+	return min(wait, st.deadline.Sub(now))
 }
 
-// pick chooses and records our claim: on the first pick the requested
-// subnet, else our old lease; else a free one. crowd are the nodes picking
-// with us (true: contestants, whose fresh claims do not count).
-func (m *Membership) pick(crowd map[string]bool, first bool) (netip.Prefix, error) {
-	now := time.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// contest checks our settled claim: whether a rival's claim ranks first,
+// and if so which nodes lost a contest of this round, who pick again as a
+// crowd.
+func (s *leaseState) contest(now time.Time) (winner claim, lost bool, losers map[string]bool) {
+	cs := s.claims(now, nil)
+	winner, lost = cs.winner(claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq})
+	if !lost {
+		return winner, false, nil
+	}
+	losers = map[string]bool{}
+	for _, c := range cs.all() {
+		if _, l := cs.winner(c); l && c.name != s.cfg.Name {
+			losers[c.name] = true
+		}
+	}
+	return winner, lost, losers
+}
+
+// pick chooses and records our claim, which fx gossips: on the first pick
+// the requested subnet, else our old lease; else a free one. crowd are the
+// nodes picking with us (true: contestants, whose fresh claims do not count).
+func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (netip.Prefix, effects, error) {
+	var fx effects
 	var base uint64 // the highest claim order outside the crowd's fresh claims
-	for name, l := range m.leases {
+	for name, l := range s.leases {
 		if !crowd[name] {
 			base = max(base, l.Seq)
 		}
 	}
-	base = max(base, m.own.Seq)
+	base = max(base, s.own.Seq)
 	fresh := func(c claim) bool { return crowd[c.name] && c.seq > base }
-	cs := m.claimsLocked(now, fresh)
-	old, haveOld := m.leases[m.cfg.Name]
-	if m.own.Subnet.IsValid() {
-		old, haveOld = m.own, true
+	cs := s.claims(now, fresh)
+	name := s.cfg.Name
+	old, haveOld := s.leases[name]
+	if s.own.Subnet.IsValid() {
+		old, haveOld = s.own, true
 	}
 	var subnet netip.Prefix
 	keepSeq := false
-	if first && m.cfg.Subnet.IsValid() {
-		if o, busy := cs.taken(m.cfg.Name, m.cfg.Subnet); busy {
-			m.log.Warn("requested subnet is leased by another node; picking a free one", "subnet", m.cfg.Subnet, "peer", o.name)
+	if first && s.cfg.Subnet.IsValid() {
+		if o, busy := cs.taken(name, s.cfg.Subnet); busy {
+			fx.notes = append(fx.notes, note{event: "requested taken", name: o.name, subnet: s.cfg.Subnet})
 		} else {
-			subnet = m.cfg.Subnet
+			subnet = s.cfg.Subnet
 			keepSeq = haveOld && !old.Released && old.Subnet == subnet
 		}
 	}
 	if !subnet.IsValid() && first && haveOld && !old.Released {
-		if o, busy := cs.taken(m.cfg.Name, old.Subnet); busy {
-			m.log.Warn("our previous subnet is now leased by another node; picking a free one", "subnet", old.Subnet, "peer", o.name)
+		if o, busy := cs.taken(name, old.Subnet); busy {
+			fx.notes = append(fx.notes, note{event: "previous taken", name: o.name, subnet: old.Subnet})
 		} else {
 			subnet, keepSeq = old.Subnet, true
 		}
 	}
 	if !subnet.IsValid() {
 		skip := 0
-		for name, contestant := range crowd {
-			if contestant && name < m.cfg.Name {
+		for n, contestant := range crowd {
+			if contestant && n < name {
 				skip++
 			}
 		}
-		p, err := pickFree(m.cfg.Network, m.cfg.SubnetLen, m.cfg.Name, cs, skip)
+		p, err := pickFree(s.cfg.Network, s.cfg.SubnetLen, name, cs, skip)
 		if err != nil {
-			return netip.Prefix{}, err
+			return netip.Prefix{}, fx, err
 		}
 		subnet = p
 	}
 	l := Lease{
-		Name: m.cfg.Name, Subnet: subnet, Seq: old.Seq, Gossip: m.gossip, Endpoint: m.cfg.DataEndpoint,
-		LastSeen: now, Version: max(old.Version, m.leases[m.cfg.Name].Version) + 1,
+		Name: name, Subnet: subnet, Seq: old.Seq, Gossip: s.gossip, Endpoint: s.cfg.DataEndpoint,
+		LastSeen: now, Version: max(old.Version, s.leases[name].Version) + 1,
 	}
 	if !keepSeq {
 		l.Seq = base + 1
 	}
-	m.own = l
-	m.leases[m.cfg.Name] = l
-	m.tableDirty, m.rebuild = true, true
-	m.broadcast(l)
-	return subnet, nil
+	s.own = l
+	s.leases[name] = l
+	s.tableDirty, s.rebuild = true, true
+	fx.broadcast = append(fx.broadcast, l)
+	return subnet, fx, nil
 }
 
-// liveLocked reports whether memberlist counts the named node alive.
-func (m *Membership) liveLocked(name string) bool {
-	mb := m.members[name]
-	return mb != nil && mb.state == peer.Alive
-}
-
-// announcedLocked is the claim a live member announces. Its metadata carries
+// announced is the claim a live member announces. Its metadata carries
 // subnet and claim order together, so every node ranks a contest from the
 // same values, once the member's lease record has arrived to back them.
-func (m *Membership) announcedLocked(mb *member) claim {
+func (s *leaseState) announced(mb *member) claim {
 	c := claim{name: mb.name, subnet: mb.meta.Subnet, seq: noSeq}
-	if l, ok := m.leases[mb.name]; ok && !l.Released && l.Subnet == c.subnet && l.Seq == mb.meta.Seq {
+	if l, ok := s.leases[mb.name]; ok && !l.Released && l.Subnet == c.subnet && l.Seq == mb.meta.Seq {
 		c.seq = l.Seq
 	}
 	return c
 }
 
-// claimsLocked indexes every claim on address space, but those ignore
-// reports: our own, what live members announce, and the unreleased lease
-// records, of gone nodes while reserved. A live member's record and
-// announcement travel separately, so where they differ both count until the
-// later one arrives.
-func (m *Membership) claimsLocked(now time.Time, ignore func(claim) bool) *claims {
+// claims indexes every claim on address space, but those ignore reports:
+// our own, what live members announce, and the unreleased lease records, of
+// gone nodes while reserved. A live member's record and announcement travel
+// separately, so where they differ both count until the later one arrives.
+func (s *leaseState) claims(now time.Time, ignore func(claim) bool) *claims {
 	cs := &claims{}
 	add := func(c claim) {
 		if ignore == nil || !ignore(c) {
 			cs.add(c)
 		}
 	}
-	for name, mb := range m.members {
-		if name != m.cfg.Name && mb.state == peer.Alive && mb.meta.Subnet.IsValid() {
-			add(m.announcedLocked(mb))
+	for name, mb := range s.members {
+		if name != s.cfg.Name && mb.state == peer.Alive && mb.meta.Subnet.IsValid() {
+			add(s.announced(mb))
 		}
 	}
-	for name, l := range m.leases {
-		if name == m.cfg.Name || l.Released {
+	for name, l := range s.leases {
+		if name == s.cfg.Name || l.Released {
 			continue
 		}
-		mb, live := m.members[name], m.liveLocked(name)
-		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && expired(l, now, m.cfg.LeaseTTL) {
+		mb, live := s.members[name], s.liveMember(name)
+		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && expired(l, now, s.cfg.LeaseTTL) {
 			continue // announced, or forgotten
 		}
 		add(claim{name: name, subnet: l.Subnet, seq: l.Seq})
 	}
-	if m.own.Subnet.IsValid() {
-		cs.add(claim{name: m.cfg.Name, subnet: m.own.Subnet, seq: m.own.Seq})
+	if s.own.Subnet.IsValid() {
+		cs.add(claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq})
 	}
 	return cs
 }

@@ -1,16 +1,14 @@
 package membership
 
 // memberlist's callbacks. They run on memberlist's goroutines, some while it
-// holds its node lock, so each one only copies what it needs into Membership
-// under m.mu (a leaf lock: nothing that calls memberlist or does I/O holds
-// it), counts, and sets the wake flag; the maintain goroutine does the rest
-// (snapshots, logs, files). None of them blocks.
+// holds its node lock, so each one only hands the event to the lease state
+// machine under m.mu (a leaf lock: nothing that calls memberlist or does I/O
+// holds it), queues what it decided, and sets the wake flag; the maintain
+// goroutine does the rest (snapshots, logs, files). None of them blocks.
 
 import (
 	"fmt"
 	"net/netip"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,7 +30,7 @@ var (
 func (d *delegate) NodeMeta(limit int) []byte {
 	m := d.m
 	m.mu.Lock()
-	md := meta{Name: m.cfg.Name, Network: m.cfg.Network, Endpoint: m.cfg.DataEndpoint, Subnet: m.own.Subnet, Seq: m.own.Seq}
+	md := meta{Name: m.cfg.Name, Network: m.cfg.Network, Endpoint: m.cfg.DataEndpoint, Subnet: m.st.own.Subnet, Seq: m.st.own.Seq}
 	if m.leaving {
 		md.Flags |= flagLeaving
 	}
@@ -88,7 +86,7 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 		a, _ := netip.AddrFromSlice(other.Addr)
 		m.mu.Lock()
 		m.nameConflict = netip.AddrPortFrom(a.Unmap(), other.Port)
-		started := m.started
+		started := m.st.started
 		m.mu.Unlock()
 		if !started { // Start sorts it out: our previous run, or ErrNameInUse
 			m.stats[reasonDuplicateName].Add(1)
@@ -106,10 +104,9 @@ func (d *delegate) AckPayload() []byte { return nil }
 // NotifyPingComplete: one of our probes was answered, so we heard from it.
 func (d *delegate) NotifyPingComplete(n *memberlist.Node, _ time.Duration, _ []byte) {
 	m := d.m
+	now := time.Now()
 	m.mu.Lock()
-	if mb := m.members[n.Name]; mb != nil {
-		mb.heard = time.Now()
-	}
+	m.st.heard(n.Name, now)
 	m.mu.Unlock()
 }
 
@@ -137,7 +134,7 @@ func (d *delegate) LocalState(bool) []byte {
 	m := d.m
 	now := time.Now()
 	m.mu.Lock()
-	ls := m.tableLocked(now)
+	ls := m.st.table(now)
 	m.mu.Unlock()
 	return encodeState(ls)
 }
@@ -153,113 +150,32 @@ func (d *delegate) MergeRemoteState(b []byte, _ bool) {
 	m.mergeLeases(ls)
 }
 
-// noteNode records a member event.
+// noteNode hands a member event to the state machine.
 func (m *Membership) noteNode(n *memberlist.Node, state peer.State) {
 	now := time.Now()
 	gossip, _ := netip.AddrFromSlice(n.Addr)
 	md, err := decodeMeta(n.Meta)
+	ev := memberEvent{name: n.Name, gossip: netip.AddrPortFrom(gossip.Unmap(), n.Port), meta: md, metaOK: err == nil, state: state}
 	m.mu.Lock()
-	mb := m.members[n.Name]
-	if mb == nil {
-		mb = &member{name: n.Name}
-		m.members[n.Name] = mb
-		m.membersChanged = now
-	}
-	if err == nil {
-		if md.Subnet != mb.meta.Subnet || md.Seq != mb.meta.Seq {
-			m.claimsChanged = now
-		}
-		if md.Subnet.IsValid() && md.Subnet != mb.meta.Subnet && mb.state == peer.Alive && state == peer.Alive && n.Name != m.cfg.Name {
-			m.notes = append(m.notes, note{event: "leased", name: n.Name, subnet: md.Subnet, endpoint: md.Endpoint})
-		}
-		mb.meta = md
-	}
-	mb.gossip = netip.AddrPortFrom(gossip.Unmap(), n.Port)
-	if state == peer.Dead && mb.meta.Flags&flagLeaving != 0 {
-		state = peer.Left
-	}
-	if mb.state != state {
-		if n.Name != m.cfg.Name && (mb.state == peer.Alive) != (state == peer.Alive) {
-			m.liveOthers.Add(map[bool]int64{true: 1, false: -1}[state == peer.Alive])
-		}
-		mb.state, mb.since = state, now
-		if n.Name != m.cfg.Name {
-			m.notes = append(m.notes, note{event: string(state), name: n.Name, subnet: mb.meta.Subnet, endpoint: mb.meta.Endpoint})
-		}
-	}
-	mb.heard = now
-	if l, ok := m.leases[n.Name]; ok && n.Name != m.cfg.Name {
-		l.LastSeen = now // alive now, or last seen alive now
-		m.leases[n.Name] = l
-	}
-	m.rebuild = true
+	fx := m.st.member(ev, now)
+	m.liveOthers.Store(int64(m.st.live))
 	m.mu.Unlock()
+	m.apply(fx)
 	m.wakeUp()
 }
 
-// mergeLeases merges records from the network, dropping invalid ones and
-// ones already forgotten here; it returns how many changed the table.
+// mergeLeases hands records from the network to the state machine; it
+// returns how many changed the table.
 func (m *Membership) mergeLeases(ls []Lease) int {
 	now := time.Now()
-	changed := 0
 	m.mu.Lock()
-	for _, l := range ls {
-		if err := checkLease(l, m.cfg.Network); err != nil {
-			m.rejectLocked(reasonBadLease, l.Name, err)
-			continue
-		}
-		if l.LastSeen.After(now) { // a fast clock must not extend reservations
-			l.LastSeen = now
-		}
-		if l.Name == m.cfg.Name && m.own.Subnet.IsValid() {
-			// Ours: the maintain goroutine re-asserts our record if this beats it.
-			if l.Version >= m.own.Version && !sameContent(l, m.own) {
-				m.reassert = max(m.reassert, l.Version)
-			}
-			continue
-		}
-		live := m.liveLocked(l.Name)
-		if !live && expired(l, now, m.cfg.LeaseTTL) {
-			continue // forgotten here; do not bring it back
-		}
-		cur, have := m.leases[l.Name]
-		next, diff := mergeLease(cur, have, l)
-		m.leases[l.Name] = next
-		if diff {
-			changed++
-		}
-	}
-	if changed > 0 {
-		m.tableDirty, m.rebuild = true, true
-		m.claimsChanged = now
-	}
+	changed, fx := m.st.merge(ls, now)
 	m.mu.Unlock()
-	if changed > 0 {
+	m.apply(fx)
+	if changed > 0 || len(fx.notes) > 0 {
 		m.wakeUp()
 	}
 	return changed
-}
-
-// tableLocked returns the table to share, with our own record and LastSeen
-// of live owners brought up to now.
-func (m *Membership) tableLocked(now time.Time) []Lease {
-	ls := make([]Lease, 0, len(m.leases)+1)
-	for name, l := range m.leases {
-		if name == m.cfg.Name {
-			continue
-		}
-		if m.liveLocked(name) {
-			l.LastSeen = now
-		}
-		ls = append(ls, l)
-	}
-	if m.own.Subnet.IsValid() {
-		own := m.own
-		own.LastSeen = now
-		ls = append(ls, own)
-	}
-	slices.SortFunc(ls, func(a, b Lease) int { return strings.Compare(a.Name, b.Name) })
-	return ls
 }
 
 // leaseBroadcast gossips one record; a newer record of the same name

@@ -1,22 +1,19 @@
 package membership
 
-// The maintain goroutine turns what the callbacks recorded into effects. On
-// each wake (coalesced to one pass per minPass) and each tick it keeps the
-// lease LastSeen of live owners current, forgets expired leases and
-// tombstones, re-asserts our own record, checks that no rival claim beats our
-// subnet, rebuilds and publishes the peer set, writes the log lines the
-// callbacks queued, and saves the lease table.
+// The maintain goroutine ticks the lease state machine: on each wake
+// (coalesced to one pass per minPass) and each tick it runs leaseState.tick
+// at the wall clock's now and carries out the decisions (apply): gossip our
+// re-asserted record, report a lost subnet to Run, publish the peer set,
+// save the lease table; then it writes the log lines queued since.
 //
 // The rejoin goroutine contacts seeds (with backoff while no seed has
 // answered) and gone lease holders, which is how partitions heal.
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,11 +22,9 @@ import (
 )
 
 const (
-	minPass    = 50 * time.Millisecond // coalesces bursts of events into one pass (more in big clusters)
-	saveEvery  = 2 * time.Second       // the lease file is written at most this often while it changes…
-	saveAnyway = time.Minute           // …and at least this often, for LastSeen
-	maxWarned  = 4096                  // bounds the memory of "already logged" names
-	maxGone    = 3                     // gone lease holders contacted per rejoin round
+	minPass   = 50 * time.Millisecond // coalesces bursts of events into one pass (more in big clusters)
+	maxWarned = 4096                  // bounds the memory of "already logged" names
+	maxGone   = 3                     // gone lease holders contacted per rejoin round
 )
 
 func (m *Membership) maintain() {
@@ -57,164 +52,52 @@ func (m *Membership) maintain() {
 	}
 }
 
-// suspectAfterLocked is how long a member memberlist still lists may go
-// without our hearing from it before we call it suspect: two rounds of our
-// probes, which visit every member once per round.
-func (m *Membership) suspectAfterLocked() time.Duration {
-	return m.probeInterval * time.Duration(2*len(m.members)+4)
-}
-
 func (m *Membership) pass(now time.Time) {
-	self := m.cfg.Name
-	var save []Lease
-	publish := false
-
 	m.mu.Lock()
-	suspectAfter := m.suspectAfterLocked()
-	for name, mb := range m.members {
-		if mb.state != peer.Alive || name == self {
-			continue
-		}
-		if l, ok := m.leases[name]; ok {
-			l.LastSeen = now
-			m.leases[name] = l
-		}
-		if s := now.Sub(mb.heard) > suspectAfter; s != mb.suspect {
-			mb.suspect, m.rebuild = s, true
-		}
-	}
-	for name, l := range m.leases {
-		if name == self || m.liveLocked(name) || !expired(l, now, m.cfg.LeaseTTL) {
-			continue
-		}
-		delete(m.leases, name)
-		m.tableDirty, m.rebuild = true, true
-		if !l.Released {
-			m.notes = append(m.notes, note{event: "expired", name: name, subnet: l.Subnet})
-		}
-	}
-	for name, mb := range m.members {
-		// A gone member stays listed while its lease is reserved.
-		if l, ok := m.leases[name]; mb.state != peer.Alive && name != self && (!ok || l.Released) {
-			delete(m.members, name)
-			delete(m.overlapping, name)
-		}
-	}
-	if m.own.Subnet.IsValid() {
-		if m.reassert != 0 && m.reassert >= m.own.Version {
-			m.own.Version = m.reassert + 1
-			m.broadcast(m.own)
-			m.tableDirty = true
-		}
-		m.reassert = 0
-		m.own.LastSeen = now
-		m.leases[self] = m.own
-	}
-	var cs *claims
-	if m.rebuild { // claims or members changed
-		cs = m.claimsLocked(now, nil)
-	}
-	if cs != nil && m.started && m.lostErr == nil {
-		own := claim{name: self, subnet: m.own.Subnet, seq: m.own.Seq}
-		if w, lost := cs.winner(own); lost {
-			m.lostErr = fmt.Errorf("%w: %q's claim on %s (claim order %d) ranks before ours on %s (%d)",
-				ErrSubnetLost, w.name, w.subnet, w.seq, own.subnet, own.seq)
-			m.notes = append(m.notes, note{event: "lost", name: w.name, subnet: own.subnet, err: m.lostErr})
-			m.lostOnce.Do(func() { close(m.lost) })
-		}
-	}
-	if m.rebuild {
-		m.rebuild = false
-		if ps := m.buildPeersLocked(cs); !samePeers(ps, m.peers) {
-			m.peers, publish = ps, true
-		}
-	}
+	fx := m.st.tick(now)
+	m.mu.Unlock()
+	m.apply(fx)
+	m.mu.Lock()
 	notes := m.notes
 	m.notes = nil
-	if m.started && (m.tableDirty && now.Sub(m.lastSave) >= saveEvery || now.Sub(m.lastSave) >= saveAnyway) {
-		save = m.tableLocked(now)
-		m.tableDirty, m.lastSave = false, now
-	}
 	m.mu.Unlock()
-
 	for _, n := range notes {
 		m.emit(n)
 	}
-	if publish {
+}
+
+// apply carries out what the state machine decided; the caller does not
+// hold mu. Log lines are queued for the maintain goroutine, which writes them.
+func (m *Membership) apply(fx effects) {
+	m.mu.Lock()
+	for _, n := range fx.notes {
+		if n.event == "rejected" {
+			m.rejectLocked(n.reason, n.name, n.err)
+		} else {
+			m.notes = append(m.notes, n)
+		}
+	}
+	if fx.lost != nil && m.lostErr == nil {
+		m.lostErr = fx.lost
+		close(m.lost)
+	}
+	m.mu.Unlock()
+	if m.queue != nil {
+		for _, l := range fx.broadcast {
+			m.broadcast(l)
+		}
+	}
+	if fx.publish {
 		select {
 		case m.published <- struct{}{}:
 		default:
 		}
 	}
-	if save != nil {
-		if err := saveLeases(m.file, save); err != nil {
+	if fx.save != nil {
+		if err := saveLeases(m.file, fx.save); err != nil {
 			m.log.Warn("cannot save the lease table; the cluster still holds it", "err", err)
 		}
 	}
-}
-
-// buildPeersLocked returns the peer set: live members that announce a subnet
-// no better claim overlaps, one per data endpoint, plus gone (dead, left)
-// members for display, sorted by name.
-func (m *Membership) buildPeersLocked(cs *claims) []peer.Info {
-	type cand struct {
-		mb *member
-		c  claim
-	}
-	var cands []cand
-	for name, mb := range m.members {
-		if name == m.cfg.Name || mb.state != peer.Alive || !mb.meta.Subnet.IsValid() ||
-			insideNetwork(mb.meta.Subnet, m.cfg.Network) != nil { // screened by NotifyAlive already
-			continue
-		}
-		c := m.announcedLocked(mb)
-		if w, lost := cs.winner(c); lost {
-			if m.overlapping[name] != c.subnet { // count each offending announcement once
-				m.overlapping[name] = c.subnet
-				m.rejectLocked(reasonOverlap, name, fmt.Errorf("subnet %s overlaps %q's %s, whose claim ranks first", c.subnet, w.name, w.subnet))
-			}
-			continue
-		}
-		delete(m.overlapping, name)
-		if m.own.Subnet.IsValid() && c.subnet.Overlaps(m.own.Subnet) {
-			continue // it beat us: Run reports ErrSubnetLost
-		}
-		cands = append(cands, cand{mb, c})
-	}
-	// Of two members claiming one endpoint, the earlier claim keeps it.
-	slices.SortFunc(cands, func(a, b cand) int {
-		switch {
-		case a.c.beats(b.c):
-			return -1
-		case b.c.beats(a.c):
-			return 1
-		}
-		return 0
-	})
-	endpoints := map[netip.AddrPort]string{m.cfg.DataEndpoint: m.cfg.Name}
-	ps := make([]peer.Info, 0, len(cands))
-	for _, c := range cands {
-		md := c.mb.meta
-		if o, dup := endpoints[md.Endpoint]; dup {
-			m.rejectLocked(reasonDuplicateEndpoint, c.c.name, fmt.Errorf("endpoint %s is %q's", md.Endpoint, o))
-			continue
-		}
-		endpoints[md.Endpoint] = c.c.name
-		state := peer.Alive
-		if c.mb.suspect {
-			state = peer.Suspect
-		}
-		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
-	}
-	// Gone members ride along so status can show them; the node routes
-	// only alive and suspect peers.
-	for name, mb := range m.members {
-		if name != m.cfg.Name && (mb.state == peer.Dead || mb.state == peer.Left) && mb.meta.Subnet.IsValid() {
-			ps = append(ps, peer.Info{Name: name, Subnet: mb.meta.Subnet, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
-		}
-	}
-	slices.SortFunc(ps, func(a, b peer.Info) int { return strings.Compare(a.Name, b.Name) })
-	return ps
 }
 
 // emit writes one queued log line.
@@ -234,6 +117,10 @@ func (m *Membership) emit(n note) {
 		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
 	case "expired":
 		m.log.Info("lease expired; its subnet is free again", "peer", n.name, "subnet", n.subnet)
+	case "requested taken":
+		m.log.Warn("requested subnet is leased by another node; picking a free one", "subnet", n.subnet, "peer", n.name)
+	case "previous taken":
+		m.log.Warn("our previous subnet is now leased by another node; picking a free one", "subnet", n.subnet, "peer", n.name)
 	case "lost":
 		m.log.Error("our subnet was taken by a claim that ranks first; restart the node to lease another", "subnet", n.subnet, "peer", n.name, "err", n.err)
 	case "rejected":
@@ -293,19 +180,8 @@ func (m *Membership) rejoin() {
 // rejoinTargets lists seeds we do not see alive (all of them when lonely)
 // and up to maxGone gossip addresses of gone members that hold a lease.
 func (m *Membership) rejoinTargets(lonely bool) []string {
-	live := map[netip.AddrPort]bool{}
-	var gone []string
 	m.mu.Lock()
-	for name, mb := range m.members {
-		if mb.state == peer.Alive && name != m.cfg.Name {
-			live[mb.gossip] = true
-		}
-	}
-	for name, l := range m.leases {
-		if name != m.cfg.Name && !l.Released && !m.liveLocked(name) && l.Gossip.IsValid() && l.Gossip != m.gossip && !live[l.Gossip] {
-			gone = append(gone, l.Gossip.String())
-		}
-	}
+	live, gone := m.st.goneHolders()
 	m.mu.Unlock()
 	var out []string
 	for _, s := range m.seeds {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -35,6 +36,10 @@ var (
 // Membership is one node's view of the cluster and its subnet lease. Create it
 // with New, then Start, then Run; Close (or the end of Run's context) leaves.
 // Its methods may be called concurrently.
+//
+// It is the driver of the lease state machine (state.go): it feeds st what
+// memberlist's callbacks report and the wall clock's time, and carries out
+// what st decides (gossip, logs, the lease file, the peer set for Run).
 type Membership struct {
 	cfg        Config
 	log        *slog.Logger
@@ -49,7 +54,7 @@ type Membership struct {
 	gossipInterval time.Duration
 	retransmitMult int
 	gossip         netip.AddrPort
-	liveOthers     atomic.Int64
+	liveOthers     atomic.Int64 // st.live, for memberlist's queue, which must not take mu
 	stats          [numReasons]atomic.Uint64
 
 	wake      chan struct{} // cap 1: something changed; the maintain goroutine looks
@@ -61,39 +66,17 @@ type Membership struct {
 	startOnce atomic.Bool
 	running   atomic.Bool
 	joinOnce  sync.Once
-	lostOnce  sync.Once
 	closeOnce sync.Once
 	closeErr  error
 	rounds    int // claim rounds Start needed (1 without a contest)
 
-	mu             sync.Mutex // a leaf lock: never held while calling memberlist or doing I/O
-	leases         map[string]Lease
-	own            Lease // our record; zero Subnet until Start claims
-	started        bool  // Start returned: a lost contest now ends Run
-	leaving        bool
-	reassert       uint64 // a record of our name at this version contradicts ours
-	members        map[string]*member
-	nameConflict   netip.AddrPort // gossip address of another node announcing our name
-	rebuild        bool           // the peer set must be recomputed
-	tableDirty     bool           // the table changed since the last save
-	lastSave       time.Time
-	claimsChanged  time.Time       // when a claim anywhere last appeared or changed
-	membersChanged time.Time       // when a member last appeared
-	peers          []peer.Info     // published; never modified once published
-	notes          []note          // log lines for the maintain goroutine
-	warned         map[string]bool // reason+name already logged
-	overlapping    map[string]netip.Prefix
-	lostErr        error
-}
-
-type member struct {
-	name    string
-	gossip  netip.AddrPort
-	meta    meta
-	state   peer.State // alive, dead or left; suspect is derived from heard
-	since   time.Time  // of the last state change
-	heard   time.Time  // last direct contact: an event about it or an answered probe
-	suspect bool       // as last published
+	mu           sync.Mutex  // a leaf lock: never held while calling memberlist or doing I/O
+	st           *leaseState // the lease state machine
+	leaving      bool
+	nameConflict netip.AddrPort  // gossip address of another node announcing our name
+	notes        []note          // log lines for the maintain goroutine
+	warned       map[string]bool // reason+name already logged
+	lostErr      error
 }
 
 // New validates cfg and loads the lease file; it touches no network.
@@ -105,18 +88,16 @@ func New(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 	m := &Membership{
-		cfg:         cfg,
-		log:         cfg.Log.With("subsystem", "membership"),
-		file:        filepath.Join(cfg.StateDir, LeaseFile),
-		wake:        make(chan struct{}, 1),
-		published:   make(chan struct{}, 1),
-		joined:      make(chan struct{}),
-		lost:        make(chan struct{}),
-		stop:        make(chan struct{}),
-		leases:      map[string]Lease{},
-		members:     map[string]*member{},
-		warned:      map[string]bool{},
-		overlapping: map[string]netip.Prefix{},
+		cfg:       cfg,
+		log:       cfg.Log.With("subsystem", "membership"),
+		file:      filepath.Join(cfg.StateDir, LeaseFile),
+		wake:      make(chan struct{}, 1),
+		published: make(chan struct{}, 1),
+		joined:    make(chan struct{}),
+		lost:      make(chan struct{}),
+		stop:      make(chan struct{}),
+		st:        newLeaseState(cfg),
+		warned:    map[string]bool{},
 	}
 	for _, s := range cfg.Join {
 		a, _ := seedAddr(s, cfg.GossipPort) // validated
@@ -132,19 +113,8 @@ func New(cfg Config) (*Membership, error) {
 	case err != nil:
 		return nil, fmt.Errorf("membership: %w", err)
 	}
-	for _, l := range ls {
-		if err := checkLease(l, cfg.Network); err != nil {
-			m.log.Warn("ignoring a record of the lease file", "err", err)
-			continue
-		}
-		if l.LastSeen.After(now) {
-			l.LastSeen = now
-		}
-		if l.Name != cfg.Name && expired(l, now, cfg.LeaseTTL) {
-			continue
-		}
-		cur, have := m.leases[l.Name]
-		m.leases[l.Name], _ = mergeLease(cur, have, l)
+	for _, err := range m.st.load(ls, now) {
+		m.log.Warn("ignoring a record of the lease file", "err", err)
 	}
 	return m, nil
 }
@@ -175,6 +145,9 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	self := ml.LocalNode()
 	a, _ := netip.AddrFromSlice(self.Addr)
 	m.gossip = netip.AddrPortFrom(a.Unmap(), self.Port)
+	m.mu.Lock()
+	m.st.gossip, m.st.probeInterval = m.gossip, m.probeInterval
+	m.mu.Unlock()
 	m.seeds = slices.DeleteFunc(m.seeds, func(s string) bool { // a shared seed list may name us
 		ap, err := netip.ParseAddrPort(s)
 		return err == nil && netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == m.gossip
@@ -200,15 +173,106 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 		return netip.Prefix{}, err
 	}
 	m.mu.Lock()
-	m.started = true
-	table := m.tableLocked(time.Now())
-	m.tableDirty, m.lastSave = false, time.Now()
+	table := m.st.start(time.Now())
 	m.mu.Unlock()
 	if err := saveLeases(m.file, table); err != nil {
 		return netip.Prefix{}, err
 	}
 	m.log.Info("subnet leased", "subnet", subnet, "gossip", m.gossip, "endpoint", m.cfg.DataEndpoint)
 	return subnet, nil
+}
+
+// settleWindow is SettleWindow, but at least as long as memberlist takes to
+// finish sending a broadcast in a cluster of this size (RetransmitMult ×
+// ⌈log10(n+1)⌉ gossip intervals), by when a claim has reached every node.
+func (m *Membership) settleWindow() time.Duration {
+	n := float64(m.liveOthers.Load() + 2)
+	spread := time.Duration(m.retransmitMult) * time.Duration(math.Ceil(math.Log10(n))) * m.gossipInterval
+	return max(m.cfg.SettleWindow, spread)
+}
+
+// claim leases a subnet and settles it against concurrent claims (claim.go
+// decides; this waits and gossips).
+func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
+	crowd, err := m.awaitJoins(ctx)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for round := 1; round <= maxClaimRounds; round++ {
+		m.rounds = round
+		m.mu.Lock()
+		subnet, fx, err := m.st.pick(crowd, round == 1, time.Now())
+		m.mu.Unlock()
+		for _, n := range fx.notes {
+			m.emit(n)
+		}
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		m.apply(effects{broadcast: fx.broadcast})
+		// Queue the announcement; settle waits for it to spread.
+		m.ml.UpdateNode(time.Millisecond)
+		if len(m.seeds) == 0 && m.liveOthers.Load() == 0 {
+			return subnet, nil // the first node: nobody to contend with
+		}
+		if err := m.settle(ctx); err != nil {
+			return netip.Prefix{}, fmt.Errorf("settling subnet %s: %w", subnet, err)
+		}
+		m.mu.Lock()
+		w, lost, losers := m.st.contest(time.Now())
+		m.mu.Unlock()
+		if !lost {
+			return subnet, nil
+		}
+		// Every loser of this round's contests picks again; they rank
+		// themselves among each other as the crowd did.
+		crowd = losers
+		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name)
+	}
+	return netip.Prefix{}, fmt.Errorf("no subnet settled after %d rounds of competing claims", maxClaimRounds)
+}
+
+// awaitJoins waits, while other members have no subnet yet, until no member
+// has appeared for half a settle window (at most two windows), and returns
+// those members: the crowd that starts with us, true for those that had no
+// lease (contestants).
+func (m *Membership) awaitJoins(ctx context.Context) (map[string]bool, error) {
+	crowd := map[string]bool{}
+	window := m.settleWindow()
+	deadline := time.Now().Add(2 * window)
+	for {
+		m.mu.Lock()
+		wait := m.st.awaitJoins(crowd, window, deadline, time.Now())
+		m.mu.Unlock()
+		if wait <= 0 {
+			return crowd, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for other nodes to join: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// settle waits for competing claims to our claim to arrive (settleWait).
+func (m *Membership) settle(ctx context.Context) error {
+	m.mu.Lock()
+	st := m.st.beginSettle(m.settleWindow(), time.Now())
+	m.mu.Unlock()
+	for {
+		m.mu.Lock()
+		wait := m.st.settleWait(st, time.Now())
+		m.mu.Unlock()
+		if wait <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // GossipAddr is the address and port gossip listens on (known after Start).
@@ -251,8 +315,8 @@ func (m *Membership) resolveNameConflict(ctx context.Context) error {
 	for logged := false; ; {
 		m.mu.Lock()
 		other := m.nameConflict
-		if l, ok := m.leases[m.cfg.Name]; !other.IsValid() && ok && !l.Released && l.Gossip.IsValid() && l.Gossip != m.gossip {
-			other = l.Gossip
+		if !other.IsValid() {
+			other = m.st.previousRun()
 		}
 		m.mu.Unlock()
 		if !other.IsValid() {
@@ -312,7 +376,7 @@ func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 	var last []peer.Info
 	for first := true; ; first = false {
 		m.mu.Lock()
-		ps := m.peers
+		ps := m.st.peers
 		m.mu.Unlock()
 		if first || !samePeers(ps, last) {
 			update(ps)
@@ -329,18 +393,6 @@ func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 		case <-m.published:
 		}
 	}
-}
-
-func samePeers(a, b []peer.Info) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Close leaves the cluster gracefully, so other nodes see this node "left" at
@@ -377,7 +429,7 @@ func (m *Membership) shutdown(leave bool) error {
 	m.wg.Wait()
 	if leave && m.isStarted() {
 		m.mu.Lock()
-		table := m.tableLocked(time.Now())
+		table := m.st.table(time.Now())
 		m.mu.Unlock()
 		if err := saveLeases(m.file, table); err != nil {
 			errs = append(errs, err)
@@ -389,5 +441,5 @@ func (m *Membership) shutdown(leave bool) error {
 func (m *Membership) isStarted() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.started
+	return m.st.started
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/weftnet/weft/peer"
@@ -84,27 +83,15 @@ type MemberStatus struct {
 func (m *Membership) Members() []MemberStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]MemberStatus, 0, len(m.members))
-	for name, mb := range m.members {
-		if name == m.cfg.Name {
-			continue
-		}
-		st := mb.state
-		if st == peer.Alive && mb.suspect {
-			st = peer.Suspect
-		}
-		out = append(out, MemberStatus{Name: name, Endpoint: mb.meta.Endpoint, Gossip: mb.gossip,
-			Subnet: mb.meta.Subnet, State: st, LastSeen: mb.heard})
-	}
-	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return m.st.memberStatus()
 }
 
 // Leases lists the leases in force (ours included, released ones not),
 // sorted by name. LastSeen of live owners is now.
 func (m *Membership) Leases() []Lease {
+	now := time.Now()
 	m.mu.Lock()
-	ls := m.tableLocked(time.Now())
+	ls := m.st.table(now)
 	m.mu.Unlock()
 	return slices.DeleteFunc(ls, func(l Lease) bool { return l.Released })
 }
@@ -115,23 +102,12 @@ func (m *Membership) Leases() []Lease {
 func (m *Membership) Release(name string) error {
 	now := time.Now()
 	m.mu.Lock()
-	if name == m.cfg.Name || m.liveLocked(name) {
-		m.mu.Unlock()
-		return fmt.Errorf("release %q: %w; stop that node first or wait until it is declared failed", name, ErrLeaseInUse)
-	}
-	l, ok := m.leases[name]
-	if !ok || l.Released {
-		m.mu.Unlock()
-		return fmt.Errorf("release %q: %w", name, ErrNoLease)
-	}
-	l.Released, l.ReleasedAt = true, now
-	l.Version++
-	m.leases[name] = l
-	m.tableDirty, m.rebuild = true, true
+	l, err := m.st.release(name, now)
 	m.mu.Unlock()
-	if m.queue != nil {
-		m.broadcast(l)
+	if err != nil {
+		return err
 	}
+	m.apply(effects{broadcast: []Lease{l}})
 	m.wakeUp()
 	m.log.Info("lease released", "peer", name, "subnet", l.Subnet)
 	return nil
@@ -152,9 +128,5 @@ func (m *Membership) HealthScore() int {
 func (m *Membership) LastHeard(name string) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mb, ok := m.members[name]
-	if !ok {
-		return time.Time{}, false
-	}
-	return mb.heard, true
+	return m.st.lastHeard(name)
 }
