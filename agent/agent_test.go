@@ -18,6 +18,7 @@ import (
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/subnetenv"
@@ -26,6 +27,10 @@ import (
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
+
+// patience bounds every wait: gossip on loopback converges in well under a
+// second, so only a hang reaches it.
+const patience = 20 * time.Second
 
 // testAgent is an agent running in this process: an in-memory TUN, real
 // UDP and gossip on loopback, a real control socket in a temporary run dir.
@@ -110,7 +115,7 @@ func (a *testAgent) stop(t *testing.T) {
 func (a *testAgent) status(t *testing.T) *api.Status {
 	t.Helper()
 	var s *api.Status
-	waitFor(t, a.cfg.Node.Name+" answering on its control socket", func() bool {
+	testenv.WaitFor(t, patience, a.cfg.Node.Name+" answering on its control socket", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var err error
@@ -120,23 +125,12 @@ func (a *testAgent) status(t *testing.T) *api.Status {
 	return s
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func recv(t *testing.T, d *tunneltest.Device) []byte {
 	t.Helper()
 	select {
 	case p := <-d.Written():
 		return p
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatalf("%s: no packet came out of the TUN", d.Name())
 		return nil
 	}
@@ -159,7 +153,7 @@ func TestTwoAgentsPing(t *testing.T) {
 	tunA, tunB := <-a.tun, <-b.tun
 	for _, ag := range []*testAgent{a, b} {
 		other := map[*testAgent]string{a: "b", b: "a"}[ag]
-		waitFor(t, ag.cfg.Node.Name+" routing to "+other+" over a working path", func() bool {
+		testenv.WaitFor(t, patience, ag.cfg.Node.Name+" routing to "+other+" over a working path", func() bool {
 			s, err := ag.client.Status(context.Background())
 			return err == nil && len(s.Peers) == 1 && s.Peers[0].Name == other &&
 				s.Peers[0].State == peer.Alive && s.Peers[0].Path.State == api.PathOK
@@ -191,7 +185,7 @@ func TestTwoAgentsPing(t *testing.T) {
 	if left, _ := os.ReadDir(a.cfg.RunDir); len(left) != 0 {
 		t.Fatalf("a's run dir still holds %v", left)
 	}
-	waitFor(t, "b seeing a leave", func() bool {
+	testenv.WaitFor(t, patience, "b seeing a leave", func() bool {
 		s, err := b.client.Status(context.Background())
 		return err == nil && len(s.Peers) == 1 && s.Peers[0].State == peer.Left
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/weftnet/weft/cni/cnitest"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -33,6 +34,7 @@ const libcniCache = "/var/lib/cni/results"
 // cniHost is weft-cni installed on a lab host whose weft node is w.
 type cniHost struct {
 	t       *testing.T
+	lab     *lab.Lab // w's; holds the pods' namespaces
 	w       *lab.Weft
 	cnitool string
 	network string // the conflist's name; unique on the machine
@@ -45,10 +47,10 @@ type cniHost struct {
 // installCNI puts weft-cni and a conflist for w on w's host, delegating to
 // the plugins of set. Its data lives in the test's temp dir, never in
 // /var/lib/cni of the machine (but for cnitool's result cache).
-func installCNI(t *testing.T, w *lab.Weft, set cnitest.PluginSet, cnitool string) *cniHost {
+func installCNI(t *testing.T, l *lab.Lab, w *lab.Weft, set cnitest.PluginSet, cnitool string) *cniHost {
 	t.Helper()
 	dir := t.TempDir()
-	h := &cniHost{t: t, w: w, cnitool: cnitool,
+	h := &cniHost{t: t, lab: l, w: w, cnitool: cnitool,
 		network: filepath.Base(w.Host.Netns),
 		netDir:  filepath.Join(dir, "net.d"),
 		dataDir: filepath.Join(dir, "weft-cni"),
@@ -104,31 +106,26 @@ func (h *cniHost) conf(v string, extra map[string]any) []byte {
 
 // pod is a network namespace with an interface from weft-cni.
 type pod struct {
-	*lab.Host // Netns is the pod's; Run and Ping work, Start does not
+	*lab.Host // the lab's namespace <lab prefix>-p<host><name>
 	host      *cniHost
 	addr      netip.Addr
 }
 
 func (p *pod) path() string { return "/var/run/netns/" + p.Netns }
 
-// newPod makes a pod namespace, <lab prefix>-p<host><name>, deleted (after
-// a cnitool DEL) when the test ends.
+// newPod makes a pod namespace in the lab, <lab prefix>-p<host><name>; when
+// the test ends cnitool DELs it, and the lab deletes the namespace.
 func (h *cniHost) newPod(name string) *pod {
 	h.t.Helper()
-	ns := strings.TrimSuffix(h.w.Host.Netns, "-"+h.w.Name) + "-p" + strings.TrimPrefix(h.w.Name, "h") + name
 	ctx, cancel := context.WithTimeout(h.t.Context(), cmdTimeout)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		h.t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
+	ns, err := h.lab.AddNetns(ctx, strings.TrimPrefix(h.w.Name, "h")+name)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	p := &pod{Host: &lab.Host{Name: name, Netns: ns}, host: h}
+	p := &pod{Host: ns, host: h}
 	h.t.Cleanup(func() {
 		h.cnitoolRun("del", p) // the bridge's veth and host-local's file go
-		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			h.t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-		}
 	})
 	return p
 }
@@ -257,7 +254,7 @@ func (h *cniHost) plugin(cmd string, p *pod, conf []byte) pluginRun {
 // lost first packet while ARP settles is no failure).
 func waitPing(t *testing.T, from *lab.Host, to netip.Addr) {
 	t.Helper()
-	err := lab.WaitFor(t.Context(), waitTimeout, fmt.Sprintf("%s reaching %s", from.Netns, to), func() error {
+	err := testenv.Poll(t.Context(), waitTimeout, fmt.Sprintf("%s reaching %s", from.Netns, to), func() error {
 		return from.Ping(t.Context(), to, 1)
 	})
 	if err != nil {

@@ -36,8 +36,8 @@ func TestCNI(t *testing.T) {
 }
 
 func cniCase(t *testing.T, set cnitest.PluginSet, cnitool, tag string) {
-	_, nodes := weftLab(t, "cni"+tag, 2, "")
-	h1, h2 := installCNI(t, nodes[0], set, cnitool), installCNI(t, nodes[1], set, cnitool)
+	l, nodes := weftLab(t, "cni"+tag, 2, "")
+	h1, h2 := installCNI(t, l, nodes[0], set, cnitool), installCNI(t, l, nodes[1], set, cnitool)
 
 	pods := map[string]*pod{}
 	for _, h := range []*cniHost{h1, h2} {

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/api"
-	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 func TestBadFlags(t *testing.T) {
@@ -61,7 +61,7 @@ func TestBadFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = lab.WaitFor(t.Context(), waitTimeout, "weft up with good flags to answer status", func() error {
+		err = testenv.Poll(t.Context(), waitTimeout, "weft up with good flags to answer status", func() error {
 			select {
 			case <-p.Done():
 				return fmt.Errorf("exited: %v\n%s", p.Wait(), p.Output())

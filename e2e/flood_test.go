@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -97,7 +98,7 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("weft's RSS grew by %d KiB under the flood", grew)
 	}
 	h2.Proc = nil // stopped above; the cleanup must not stop it again
-	if err := lab.WaitFor(t.Context(), waitTimeout, "h1 answering after the flood", func() error {
+	if err := testenv.Poll(t.Context(), waitTimeout, "h1 answering after the flood", func() error {
 		_, err := h1.Status(t.Context())
 		return err
 	}); err != nil {

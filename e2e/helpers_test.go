@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -25,6 +24,7 @@ import (
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/lab/labtest"
 	"github.com/weftnet/weft/tunnel"
 )
 
@@ -64,43 +64,7 @@ func prefix(name string) string { return fmt.Sprintf("we%d%s", os.Getpid()%10000
 // no namespace is left.
 func newLab(t *testing.T, name string, hosts int) *lab.Lab {
 	t.Helper()
-	p := prefix(name)
-	ctx, cancel := context.WithTimeout(t.Context(), labTimeout)
-	defer cancel()
-	l, err := lab.New(ctx, lab.Config{Hosts: hosts, Prefix: p,
-		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-		if left := labNetns(t, p); len(left) > 0 {
-			t.Errorf("namespaces left after Close: %v", left)
-		}
-	})
-	return l
-}
-
-// labNetns lists the namespaces whose names start with prefix-.
-func labNetns(t *testing.T, prefix string) []string {
-	t.Helper()
-	// Not t.Context(): this runs in t.Cleanup, after it is cancelled.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "list").CombinedOutput()
-	if err != nil {
-		t.Errorf("ip netns list: %v: %s", err, out)
-		return nil
-	}
-	var names []string
-	for line := range strings.Lines(string(out)) {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
-			names = append(names, f[0])
-		}
-	}
-	return names
+	return labtest.New(t, lab.Config{Hosts: hosts, Prefix: prefix(name)})
 }
 
 // startWeft runs weft with driver on every host of l, statically peered, and
@@ -243,7 +207,7 @@ func peer(t *testing.T, s *api.Status, name string) api.PeerStatus {
 // waitDrops waits until every reason in want has exactly its count on w.
 func waitDrops(t *testing.T, w *lab.Weft, want map[string]uint64) {
 	t.Helper()
-	err := lab.WaitFor(t.Context(), waitTimeout, fmt.Sprintf("%s drops %v", w.Name, want), func() error {
+	err := testenv.Poll(t.Context(), waitTimeout, fmt.Sprintf("%s drops %v", w.Name, want), func() error {
 		s, err := w.Status(t.Context())
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -32,7 +33,7 @@ func gossipLab(t *testing.T, name string, hosts int) (*lab.Lab, []*lab.Weft) {
 // suspect peers with their current subnets) and no others.
 func waitPeers(t *testing.T, w *lab.Weft, want ...*lab.Weft) {
 	t.Helper()
-	err := lab.WaitFor(t.Context(), convergeTimeout, w.Name+" routing to its peers", func() error {
+	err := testenv.Poll(t.Context(), convergeTimeout, w.Name+" routing to its peers", func() error {
 		s, err := w.Status(t.Context())
 		if err != nil {
 			return err
@@ -177,7 +178,7 @@ func TestGossipFailureRestartAndMove(t *testing.T) {
 	if h3.Subnet != subnet {
 		t.Fatalf("moved h3 got %s, had %s", h3.Subnet, subnet)
 	}
-	err := lab.WaitFor(t.Context(), convergeTimeout, "h1 sending to h3's new address", func() error {
+	err := testenv.Poll(t.Context(), convergeTimeout, "h1 sending to h3's new address", func() error {
 		s, err := h1.Status(t.Context())
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -65,7 +66,7 @@ func TestPathBlockedDataPort(t *testing.T) {
 func waitPath(t *testing.T, w *lab.Weft, peer, state string) api.PeerStatus {
 	t.Helper()
 	var got api.PeerStatus
-	err := lab.WaitFor(t.Context(), convergeTimeout, fmt.Sprintf("%s's path to %s %s", w.Name, peer, state), func() error {
+	err := testenv.Poll(t.Context(), convergeTimeout, fmt.Sprintf("%s's path to %s %s", w.Name, peer, state), func() error {
 		s, err := w.Status(t.Context())
 		if err != nil {
 			return err

@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
-	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/internal/packettest"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 func TestSealedRefusals(t *testing.T) {
@@ -37,7 +38,7 @@ func TestSealedRefusals(t *testing.T) {
 	// Ping until the capture file holds count datagrams (tcpdump's file
 	// can trail its exit, so the file itself is the condition).
 	var captured [][]byte
-	err = lab.WaitFor(t.Context(), waitTimeout, "tcpdump to capture h2's datagrams", func() error {
+	err = testenv.Poll(t.Context(), waitTimeout, "tcpdump to capture h2's datagrams", func() error {
 		if captured = readPcapUDP(t, pcap); len(captured) >= count {
 			return nil
 		}
@@ -80,8 +81,8 @@ func TestSealedRefusals(t *testing.T) {
 		sendUDP(t, rogue, h1wire, d)
 	}
 	// Plaintext GENEVE with a well-formed inner packet.
-	sendUDP(t, rogue, h1wire, geneve(1, encap.ProtoIPv4, ipv4UDP(netip.MustParseAddrPort("10.244.2.5:4000"),
-		netip.AddrPortFrom(h1.Addr, 7000), []byte("plaintext"))))
+	sendUDP(t, rogue, h1wire, geneve(1, encap.ProtoIPv4, packettest.UDP4(netip.MustParseAddrPort("10.244.2.5:4000"),
+		netip.AddrPortFrom(h1.Addr, 7000), []byte("plaintext"), false)))
 	waitDrops(t, h1, map[string]uint64{
 		"replay":          before.Drops["replay"] + count,
 		"auth_failed":     before.Drops["auth_failed"] + 2,

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/packettest"
 )
 
 // TestWireRefusals plays a rogue peer: weft runs on h1..h3, then h3's weft
@@ -37,7 +38,7 @@ func TestWireRefusals(t *testing.T) {
 		// get through.
 		deliver := func(payload string) {
 			t.Helper()
-			sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4, ipv4UDP(fromH3, sinkAddr, []byte(payload))))
+			sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4, packettest.UDP4(fromH3, sinkAddr, []byte(payload), false)))
 			delivered++
 			expectDatagram(t, sink, payload)
 		}
@@ -48,19 +49,19 @@ func TestWireRefusals(t *testing.T) {
 		// (b) Inner sources outside the sending peer's subnet: another
 		// peer's, the receiver's own, and one outside the overlay.
 		for _, src := range []string{"10.244.1.5:4000", "10.244.2.9:4000", "192.168.77.1:4000"} {
-			pkt := ipv4UDP(netip.MustParseAddrPort(src), sinkAddr, []byte("spoofed from "+src))
+			pkt := packettest.UDP4(netip.MustParseAddrPort(src), sinkAddr, []byte("spoofed from "+src), false)
 			sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4, pkt))
 		}
 		// A destination h2 does not hold.
 		sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4,
-			ipv4UDP(fromH3, netip.MustParseAddrPort("10.244.1.7:7000"), []byte("not h2's"))))
+			packettest.UDP4(fromH3, netip.MustParseAddrPort("10.244.1.7:7000"), []byte("not h2's"), false)))
 		// (c) A well-formed datagram from an endpoint that is no peer.
-		sendUDP(t, stranger, h2wire, geneve(1, encap.ProtoIPv4, ipv4UDP(fromH3, sinkAddr, []byte("stranger"))))
+		sendUDP(t, stranger, h2wire, geneve(1, encap.ProtoIPv4, packettest.UDP4(fromH3, sinkAddr, []byte("stranger"), false)))
 		waitDrops(t, h2, map[string]uint64{"spoofed_source": 3, "not_our_subnet": 1, "unknown_peer": 1})
 		deliver("after the spoofed ones")
 
 		// (d) Malformed datagrams from the peer's endpoint.
-		good := ipv4UDP(fromH3, sinkAddr, []byte("malformed"))
+		good := packettest.UDP4(fromH3, sinkAddr, []byte("malformed"), false)
 		withByte := func(b []byte, i int, v byte) []byte {
 			b = bytes.Clone(b)
 			b[i] = v
@@ -156,35 +157,4 @@ func geneve(vni uint32, proto uint16, inner []byte) []byte {
 	binary.BigEndian.PutUint16(b[2:4], proto)
 	binary.BigEndian.PutUint32(b[4:8], vni<<8)
 	return append(b, inner...)
-}
-
-// ipv4UDP returns an IPv4/UDP packet with a correct header checksum and no
-// UDP checksum (0, which IPv4 allows).
-func ipv4UDP(src, dst netip.AddrPort, payload []byte) []byte {
-	b := make([]byte, 28+len(payload))
-	b[0] = 0x45 // version 4, 20-byte header
-	binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
-	b[8] = 64 // TTL
-	b[9] = 17 // UDP
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(b[12:16], s[:])
-	copy(b[16:20], d[:])
-	binary.BigEndian.PutUint16(b[10:12], ipChecksum(b[:20]))
-	binary.BigEndian.PutUint16(b[20:22], src.Port())
-	binary.BigEndian.PutUint16(b[22:24], dst.Port())
-	binary.BigEndian.PutUint16(b[24:26], uint16(8+len(payload)))
-	copy(b[28:], payload)
-	return b
-}
-
-// ipChecksum is the Internet checksum (RFC 1071) of an IPv4 header.
-func ipChecksum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }

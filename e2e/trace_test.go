@@ -21,7 +21,8 @@ import (
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
-	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/internal/packettest"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // weft trace on h2 shows a ping's packets both ways and a spoofed packet's
@@ -40,7 +41,7 @@ func TestTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Stop(syscall.SIGKILL, time.Second) })
-	if err := lab.WaitFor(t.Context(), waitTimeout, "weft trace attached", func() error {
+	if err := testenv.Poll(t.Context(), waitTimeout, "weft trace attached", func() error {
 		if !strings.Contains(tr.Output(), "tracing;") {
 			return errors.New("not yet")
 		}
@@ -51,7 +52,7 @@ func TestTrace(t *testing.T) {
 
 	ping(t, h1, h2, 3)
 	rogue := listenUDP(t, h3.Host, netip.AddrPortFrom(h3.Host.Addr, encap.Port))
-	spoofed := ipv4UDP(netip.MustParseAddrPort("10.244.1.5:4000"), netip.AddrPortFrom(h2.Addr, 7000), []byte("spoofed"))
+	spoofed := packettest.UDP4(netip.MustParseAddrPort("10.244.1.5:4000"), netip.AddrPortFrom(h2.Addr, 7000), []byte("spoofed"), false)
 	sendUDP(t, rogue, netip.AddrPortFrom(h2.Host.Addr, encap.Port), geneve(1, encap.ProtoIPv4, spoofed))
 	waitDrops(t, h2, map[string]uint64{"spoofed_source": 1})
 
@@ -76,7 +77,7 @@ func TestTrace(t *testing.T) {
 		{3, []string{" out h1 ", "icmp 10.244.2.0 > 10.244.1.0 84B sent"}},
 		{1, []string{" in  h3 ", "udp 10.244.1.5:4000 > 10.244.2.0:7000", "dropped (spoofed_source)"}},
 	}
-	if err := lab.WaitFor(t.Context(), waitTimeout, "trace lines", func() error {
+	if err := testenv.Poll(t.Context(), waitTimeout, "trace lines", func() error {
 		for _, w := range want {
 			if got := count(w.subs...); got != w.n {
 				return fmt.Errorf("%d lines with %q, want %d", got, w.subs, w.n)
@@ -139,7 +140,7 @@ func TestTraceSlowReader(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET /v1/trace HTTP/1.1\r\nHost: weft\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.WaitFor(t.Context(), waitTimeout, "the trace reader attached", func() error {
+	if err := testenv.Poll(t.Context(), waitTimeout, "the trace reader attached", func() error {
 		if s, err := h2.Status(t.Context()); err != nil || s.TraceReaders != 1 {
 			return fmt.Errorf("trace readers: %v %v", s, err)
 		}

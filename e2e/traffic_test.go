@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -164,7 +165,7 @@ func TestUDPEcho(t *testing.T) {
 		cli := listenUDP(t, a.Host, netip.AddrPortFrom(a.Addr, 0))
 		for _, size := range []int{1, 28, 512, 1000, 1400, mtu - 28} {
 			want := pattern(size)
-			err := lab.WaitFor(t.Context(), waitTimeout, fmt.Sprintf("echo of %d bytes", size), func() error {
+			err := testenv.Poll(t.Context(), waitTimeout, fmt.Sprintf("echo of %d bytes", size), func() error {
 				sendUDP(t, cli, netip.AddrPortFrom(b.Addr, 7007), want)
 				for {
 					got, _, err := recvUDP(cli, time.Second)

@@ -2,30 +2,24 @@ package encap
 
 import (
 	"bytes"
-	"encoding/binary"
+	"net/netip"
 	"testing"
+
+	"github.com/weftnet/weft/internal/packettest"
 )
 
-// ipv4 returns a minimal IPv4 packet of total length n (n >= 20).
+// The inner packets of these tests: the codecs look at nothing past the IP
+// header, so a packet of a given size from one subnet to another will do.
+var innerSrc4, innerDst4 = netip.MustParseAddr("10.244.1.0"), netip.MustParseAddr("10.244.2.0")
+
+// ipv4 is packettest.IPv4Len: an IPv4 packet of total length n (n >= 20).
 func ipv4(n int) []byte {
-	b := make([]byte, n)
-	b[0] = 0x45
-	binary.BigEndian.PutUint16(b[2:4], uint16(n))
-	b[9] = 17
-	copy(b[12:16], []byte{10, 244, 1, 0})
-	copy(b[16:20], []byte{10, 244, 2, 0})
-	for i := 20; i < n; i++ {
-		b[i] = byte(i)
-	}
-	return b
+	return packettest.IPv4Len(innerSrc4, innerDst4, packettest.ProtoUDP, n, false)
 }
 
+// ipv6 is packettest.IPv6Len: an IPv6 packet with a payload of n bytes.
 func ipv6(payload int) []byte {
-	b := make([]byte, 40+payload)
-	b[0] = 0x60
-	binary.BigEndian.PutUint16(b[4:6], uint16(payload))
-	b[6] = 17
-	return b
+	return packettest.IPv6Len(netip.IPv6Unspecified(), netip.IPv6Unspecified(), packettest.ProtoUDP, payload)
 }
 
 func seal(t testing.TB, c Codec, pkt []byte) []byte {

@@ -24,7 +24,7 @@ const waitDelay = 2 * time.Second
 // Host is one network namespace of a lab. Its methods are safe for
 // concurrent use.
 type Host struct {
-	Name  string     // "h1".."hN"; "u" for Lab.Switch
+	Name  string     // "h1".."hN"; "u" for Lab.Switch; AddNetns's name
 	Netns string     // namespace name, for `ip netns exec` and `ip -n`
 	Addr  netip.Addr // underlay address (for Lab.Switch: the gateway)
 	Link  string     // underlay interface inside Netns: "eth0" ("br0" for Lab.Switch)

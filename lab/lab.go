@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -255,8 +256,14 @@ func (l *Lab) addNetns(ctx context.Context, name string) error {
 		return err
 	}
 	l.mu.Lock()
-	l.netns = append(l.netns, name)
+	closed := l.closed
+	if !closed {
+		l.netns = append(l.netns, name)
+	}
 	l.mu.Unlock()
+	if closed { // Close took its list while this one was being made
+		return errors.Join(ErrClosed, removeNetns(ctx, name))
+	}
 	_, err := run(ctx, "ip", "-n", name, "link", "set", "lo", "up")
 	return err
 }
@@ -392,7 +399,7 @@ func CloseAll() error {
 }
 
 // Cleanup removes the namespaces a lab with this prefix creates
-// (<prefix>-u, <prefix>-h<N>) and kills every process inside them: the
+// (<prefix>-u, <prefix>-h<N>, <prefix>-p<name>) and kills every process inside them: the
 // leftovers of a run that crashed or was killed before Close. Other
 // namespaces are never touched. Nothing to remove is not an error.
 func Cleanup(prefix string) error {
@@ -417,12 +424,57 @@ func Cleanup(prefix string) error {
 	return nil
 }
 
+// Namespaces lists the namespaces of the lab with this prefix that exist
+// (what Cleanup(prefix) would remove), for tests to check that Close left
+// none behind.
+func Namespaces(prefix string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	names, err := listNetns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	var ours []string
+	for name := range names {
+		if isLabNetns(prefix, name) {
+			ours = append(ours, name)
+		}
+	}
+	slices.Sort(ours)
+	return ours, nil
+}
+
+// isLabNetns reports whether name is one a lab with prefix creates:
+// <prefix>-u, <prefix>-h<digits> or (AddNetns) <prefix>-p<letters and
+// digits>. No other lab's namespace matches, even one whose prefix extends
+// this one with "-h1" or "-p": its names have one more '-'.
 func isLabNetns(prefix, name string) bool {
 	if name == prefix+"-u" {
 		return true
 	}
-	n, ok := strings.CutPrefix(name, prefix+"-h")
-	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+	if n, ok := strings.CutPrefix(name, prefix+"-h"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		return true
+	}
+	n, ok := strings.CutPrefix(name, prefix+"-p")
+	return ok && extraRE.MatchString(n)
+}
+
+var extraRE = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
+
+// AddNetns creates an empty namespace <prefix>-p<name> (loopback up) in the
+// lab, such as a pod's for a CNI plugin to fill, and returns it as a Host
+// with only Name and Netns set. Close deletes it with the lab's other
+// namespaces, and Cleanup(prefix) removes it after a crash. name is 1-12
+// letters and digits.
+func (l *Lab) AddNetns(ctx context.Context, name string) (*Host, error) {
+	if !extraRE.MatchString(name) {
+		return nil, fmt.Errorf("lab: AddNetns %q: want 1-12 letters and digits", name)
+	}
+	h := &Host{Name: name, Netns: l.cfg.Prefix + "-p" + name, lab: l}
+	if err := l.addNetns(ctx, h.Netns); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	return h, nil
 }
 
 // listNetns returns the names `ip netns list` shows.

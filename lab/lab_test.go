@@ -17,6 +17,7 @@ import (
 
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/lab/labtest"
 )
 
 // TestMain closes every lab on SIGINT/SIGTERM, so an interrupted run leaves
@@ -38,37 +39,7 @@ func requireTools(t *testing.T, tools ...string) {
 func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	cfg.Log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	l, err := lab.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-		if left := labNetns(t, cfg.Prefix); len(left) > 0 {
-			t.Errorf("namespaces left after Close: %v", left)
-		}
-	})
-	return l
-}
-
-// labNetns lists the namespaces named with prefix.
-func labNetns(t *testing.T, prefix string) []string {
-	t.Helper()
-	out, err := runRoot(t, "ip", "netns", "list")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for line := range strings.Lines(out) {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
-			names = append(names, f[0])
-		}
-	}
-	return names
+	return labtest.New(t, cfg)
 }
 
 // runRoot runs a read-only command (ip netns list/pids) in the root namespace.
@@ -159,13 +130,28 @@ func TestThreeHosts(t *testing.T) {
 		t.Errorf("ping -M do -s 1473 passed a 1500-byte MTU")
 	}
 
+	// An extra namespace (a pod's) belongs to the lab: Close deletes it.
+	pod, err := l.AddNetns(ctx, "x1")
+	if err != nil || pod.Netns != p+"-px1" {
+		t.Fatalf("AddNetns: %+v, %v", pod, err)
+	}
+	if out, err := pod.Run(ctx, "ip", "-o", "link", "show", "lo"); err != nil || !strings.Contains(out, "UP") {
+		t.Errorf("%s: lo: %q, %v", pod, out, err)
+	}
+	if _, err := l.AddNetns(ctx, "x-1"); err == nil {
+		t.Error("AddNetns accepted a name with '-'")
+	}
+	if got := labtest.Namespaces(t, p); len(got) != 5 {
+		t.Errorf("Namespaces(%q) = %v, want u, h1-h3 and px1", p, got)
+	}
+
 	// A process with a grandchild: Close must kill the whole group.
 	sleeper, err := l.Host(2).Start(context.Background(), "sh", "-c", "sleep 600 & sleep 600")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	if err := lab.WaitFor(ctx, 5*time.Second, "two sleeps in h2", func() error {
+	if err := testenv.Poll(ctx, 5*time.Second, "two sleeps in h2", func() error {
 		if pids = netnsPids(t, l.Host(2).Netns); len(pids) < 3 {
 			return fmt.Errorf("pids %v", pids)
 		}
@@ -187,7 +173,7 @@ func TestThreeHosts(t *testing.T) {
 			t.Errorf("pid %d survived Close", pid)
 		}
 	}
-	if left := labNetns(t, p); len(left) > 0 {
+	if left := labtest.Namespaces(t, p); len(left) > 0 {
 		t.Errorf("namespaces left after Close: %v", left)
 	}
 	if err := l.Close(); err != nil {
@@ -195,6 +181,12 @@ func TestThreeHosts(t *testing.T) {
 	}
 	if _, err := l.Host(1).Start(ctx, "true"); !errors.Is(err, lab.ErrClosed) {
 		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+	if _, err := l.AddNetns(ctx, "late"); !errors.Is(err, lab.ErrClosed) {
+		t.Errorf("AddNetns after Close: %v, want ErrClosed", err)
+	}
+	if left := labtest.Namespaces(t, p); len(left) > 0 {
+		t.Errorf("AddNetns after Close left %v", left)
 	}
 }
 
@@ -244,17 +236,21 @@ func TestCleanupAfterCrash(t *testing.T) {
 		t.Errorf("second New with the same prefix: %v, want ErrExists", err)
 	}
 
+	if _, err := l.AddNetns(t.Context(), "pod"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Simulate a crash: no Close, only Cleanup.
 	if err := lab.Cleanup(p); err != nil {
 		t.Fatal(err)
 	}
-	if left := labNetns(t, p); len(left) > 0 {
+	if left := labtest.Namespaces(t, p); len(left) > 0 {
 		t.Errorf("after Cleanup(%q): namespaces %v left", p, left)
 	}
-	if kept := labNetns(t, p+"0"); len(kept) != 2 {
+	if kept := labtest.Namespaces(t, p+"0"); len(kept) != 2 {
 		t.Errorf("Cleanup(%q) touched %s's namespaces: %v left", p, p+"0", kept)
 	}
-	if err := lab.WaitFor(t.Context(), 5*time.Second, "sleep to die", func() error {
+	if err := testenv.Poll(t.Context(), 5*time.Second, "sleep to die", func() error {
 		if alive(sleeper.Pid()) {
 			return errors.New("alive")
 		}
@@ -286,7 +282,7 @@ func TestNewTearsDownOnError(t *testing.T) {
 		t.Fatalf("New with a failing ethtool: %v", err)
 	}
 	t.Logf("New failed as expected: %v", err)
-	if left := labNetns(t, p); len(left) > 0 {
+	if left := labtest.Namespaces(t, p); len(left) > 0 {
 		t.Errorf("namespaces left after failed New: %v", left)
 	}
 }
@@ -332,7 +328,7 @@ func TestProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.WaitFor(ctx, 5*time.Second, "trap set", func() error {
+	if err := testenv.Poll(ctx, 5*time.Second, "trap set", func() error {
 		if !strings.Contains(stubborn.Output(), "ready") {
 			return errors.New("not ready")
 		}
@@ -347,39 +343,6 @@ func TestProc(t *testing.T) {
 	failing, err := h.Run(ctx, "sh", "-c", "echo why; exit 3")
 	if err == nil || !strings.Contains(err.Error(), "why") || !strings.Contains(err.Error(), h.Netns) {
 		t.Errorf("Run of a failing command: %q, %v", failing, err)
-	}
-}
-
-func TestWaitForTimeout(t *testing.T) {
-	calls := 0
-	start := time.Now()
-	err := lab.WaitFor(t.Context(), 200*time.Millisecond, "the moon to rise", func() error {
-		calls++
-		return errors.New("still dark")
-	})
-	took := time.Since(start)
-	if err == nil || !errors.Is(err, lab.ErrTimeout) ||
-		!strings.Contains(err.Error(), "the moon to rise") || !strings.Contains(err.Error(), "still dark") {
-		t.Fatalf("WaitFor: %v", err)
-	}
-	if took < 200*time.Millisecond || took > 2*time.Second || calls < 2 {
-		t.Errorf("took %v with %d calls", took, calls)
-	}
-
-	n := 0
-	if err := lab.WaitFor(t.Context(), time.Second, "third call", func() error {
-		if n++; n < 3 {
-			return errors.New("not yet")
-		}
-		return nil
-	}); err != nil || n != 3 {
-		t.Errorf("WaitFor success: %v after %d calls", err, n)
-	}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := lab.WaitFor(ctx, time.Minute, "nothing", func() error { return errors.New("no") }); !errors.Is(err, context.Canceled) {
-		t.Errorf("WaitFor with a cancelled ctx: %v", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // ErrMissingTool is returned (wrapped) by Require and New when a program
@@ -59,32 +61,18 @@ func Require(tools ...string) error {
 	return err
 }
 
-// ErrTimeout is wrapped by WaitFor's error when the timeout expired.
-var ErrTimeout = errors.New("timed out")
+// ErrTimeout is wrapped by WaitFor's error when the timeout expired; it is
+// testenv.ErrTimeout.
+var ErrTimeout = testenv.ErrTimeout
 
-// WaitFor calls cond until it returns nil, every 50 ms, for at most timeout
-// (cond runs at least once, so timeout <= 0 means "check once"). On failure
-// the error names what was awaited and wraps both ErrTimeout (or ctx's
-// error) and cond's last error. cond should itself be bounded in time.
+// WaitFor is testenv.Poll, the one polling loop of weft's tests and
+// harness: it calls cond until it returns nil, for at most timeout (cond
+// runs at least once, so timeout <= 0 means "check once"), retrying at
+// intervals growing from 1 ms to 50 ms. On failure the error names what was
+// awaited and wraps both ErrTimeout (or ctx's error) and cond's last error.
+// cond should itself be bounded in time.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
-	const interval = 50 * time.Millisecond
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Until(deadline) <= 0 {
-			return fmt.Errorf("waiting for %s: %w after %v: %w", what, ErrTimeout, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w: %w", what, ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
+	return testenv.Poll(ctx, timeout, what, cond)
 }
 
 // run runs a command in the current (root) namespace, bounded by

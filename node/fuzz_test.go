@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
@@ -33,7 +34,7 @@ func fuzzNode(tb testing.TB) *Node {
 // the peer's subnet to this node's.
 func FuzzDatagram(f *testing.F) {
 	codec, _ := encap.NewPlain(1)
-	for _, pkt := range [][]byte{udp4("10.244.2.5", "10.244.1.6", 60, false), udp4("10.244.9.5", "10.244.1.6", 28, true), udp6("fd00::1", "fd00::2", 8)} {
+	for _, pkt := range [][]byte{packettest.UDP4Len(addr("10.244.2.5"), addr("10.244.1.6"), 60, false), packettest.UDP4Len(addr("10.244.9.5"), addr("10.244.1.6"), 28, true), packettest.IPv6Len(addr("fd00::1"), addr("fd00::2"), packettest.ProtoUDP, 8)} {
 		buf := append(make([]byte, encap.HeaderLen), pkt...)
 		d, _ := codec.Seal(buf, encap.HeaderLen, len(pkt))
 		f.Add(d)
@@ -73,7 +74,7 @@ func BenchmarkPacketPath(b *testing.B) {
 		tunneltest.New("weft0", 1464, 8), (&simNet{}).listen("192.0.2.2:6081"))
 	rx.setPeers([]peer.Info{testPeer("a", "10.244.1.0/24", "192.0.2.1:6081")})
 	out := newOutside(rx)
-	pkt := udp4("10.244.1.5", "10.244.2.6", 1400, true)
+	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	from := netip.MustParseAddrPort("192.0.2.1:6081")
 	b.ReportAllocs()

@@ -8,42 +8,19 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/weftnet/weft/internal/packettest"
 )
 
-// udp4 builds an IPv4/UDP packet of total length n from src to dst.
-func udp4(src, dst string, n int, df bool) []byte {
-	b := make([]byte, n)
-	b[0] = 0x45
-	binary.BigEndian.PutUint16(b[2:4], uint16(n))
-	if df {
-		b[6] = 0x40
-	}
-	b[8], b[9] = 64, 17
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	copy(b[12:16], s[:])
-	copy(b[16:20], d[:])
-	binary.BigEndian.PutUint16(b[10:12], checksum(b[:20], 0))
-	binary.BigEndian.PutUint16(b[24:26], uint16(n-20))
-	return b
-}
-
-func udp6(src, dst string, payload int) []byte {
-	b := make([]byte, 40+payload)
-	b[0] = 0x60
-	binary.BigEndian.PutUint16(b[4:6], uint16(payload))
-	b[6], b[7] = 17, 64
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	copy(b[8:24], s[:])
-	copy(b[24:40], d[:])
-	return b
-}
+// addr is shorthand for the addresses of the test packets.
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestParseIP(t *testing.T) {
-	ip, ok := parseIP(udp4("10.244.1.5", "10.244.2.6", 60, true))
+	ip, ok := parseIP(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, true))
 	if !ok || ip.src != netip.MustParseAddr("10.244.1.5") || ip.dst != netip.MustParseAddr("10.244.2.6") || !ip.df || ip.proto != 17 || !ip.firstFrag {
 		t.Fatalf("v4: %+v %v", ip, ok)
 	}
-	ip, ok = parseIP(udp6("fd00::1", "fd00::2", 8))
+	ip, ok = parseIP(packettest.IPv6Len(addr("fd00::1"), addr("fd00::2"), packettest.ProtoUDP, 8))
 	if !ok || ip.src != netip.MustParseAddr("fd00::1") || ip.dst != netip.MustParseAddr("fd00::2") {
 		t.Fatalf("v6: %+v %v", ip, ok)
 	}
@@ -55,7 +32,7 @@ func TestParseIP(t *testing.T) {
 }
 
 func TestICMPv4(t *testing.T) {
-	orig := udp4("10.244.1.5", "10.244.2.6", 1500, true)
+	orig := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1500, true)
 	ip, _ := parseIP(orig)
 	for _, kind := range []icmpKind{icmpTooBig, icmpNoRoute} {
 		out := make([]byte, icmp6MaxLen)
@@ -92,7 +69,7 @@ func TestICMPv4(t *testing.T) {
 }
 
 func TestICMPv6(t *testing.T) {
-	orig := udp6("fd00:1::5", "fd00:2::6", 1400)
+	orig := packettest.IPv6Len(addr("fd00:1::5"), addr("fd00:2::6"), packettest.ProtoUDP, 1400)
 	ip, _ := parseIP(orig)
 	out := make([]byte, icmp6MaxLen)
 	n := buildICMP(out, icmpTooBig, orig, ip, 1400)
@@ -120,7 +97,7 @@ func TestICMPv6(t *testing.T) {
 }
 
 func TestNoICMPAboutICMPErrors(t *testing.T) {
-	orig := udp4("10.244.1.5", "10.244.2.6", 60, true)
+	orig := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, true)
 	orig[9] = 1
 	orig[20] = 3 // destination unreachable
 	ip, _ := parseIP(orig)

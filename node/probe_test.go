@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // The data path's health follows probes: ok with a round-trip time while
@@ -15,17 +16,17 @@ import (
 func TestPathProbes(t *testing.T) {
 	sn, a, _ := pair(t)
 	path := func() api.PathStatus { return a.Status().Peers[0].Path }
-	waitFor(t, "path a→b ok", func() bool { return path().State == api.PathOK })
+	testenv.WaitFor(t, patience, "path a→b ok", func() bool { return path().State == api.PathOK })
 	if p := path(); p.LastOK == nil || p.RTTMs <= 0 || p.Reason != "" {
 		t.Fatalf("ok path: %+v", p)
 	}
 	sn.cut.Store(true)
-	waitFor(t, "path a→b unreachable", func() bool { return path().State == api.PathUnreachable })
+	testenv.WaitFor(t, patience, "path a→b unreachable", func() bool { return path().State == api.PathUnreachable })
 	if p := path(); !strings.Contains(p.Reason, "no answer") || !strings.Contains(p.Reason, "192.0.2.2:6081") || p.Loss == 0 {
 		t.Fatalf("unreachable path: %+v", p)
 	}
 	sn.cut.Store(false)
-	waitFor(t, "path a→b ok again", func() bool { return path().State == api.PathOK })
+	testenv.WaitFor(t, patience, "path a→b ok again", func() bool { return path().State == api.PathOK })
 	if d := drop(a, "bad_control") + drop(a, "control"); d != 0 {
 		t.Fatalf("probes counted as drops: %d", d)
 	}

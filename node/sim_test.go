@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/packettest"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 	"github.com/weftnet/weft/udp"
@@ -30,7 +32,7 @@ type datagram struct {
 type simNet struct {
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*simConn
-	tap   chan datagram // if set, gets a copy of datagrams sent (never blocks)
+	tap   chan datagram // if set, gets a copy of datagrams delivered (never blocks)
 	cut   atomic.Bool   // set: every datagram is lost (a broken underlay)
 }
 
@@ -53,16 +55,42 @@ func (s *simNet) send(from, to netip.AddrPort, b []byte) {
 	s.mu.Lock()
 	c, tap := s.conns[to], s.tap
 	s.mu.Unlock()
+	if c != nil {
+		select {
+		case c.in <- datagram{from, append([]byte(nil), b...)}:
+		case <-c.done:
+		}
+	}
+	// After delivery: a datagram seen on the tap is already queued at its
+	// receiver, ahead of anything sent later.
 	if tap != nil {
 		select {
 		case tap <- datagram{from, append([]byte(nil), b...)}:
 		default:
 		}
 	}
-	if c != nil {
+}
+
+// setTap starts (with a buffer) or stops (nil) copying sent datagrams.
+func (s *simNet) setTap(tap chan datagram) {
+	s.mu.Lock()
+	s.tap = tap
+	s.mu.Unlock()
+}
+
+// sentData returns the next data datagram (not a path probe) from ep seen
+// on the tap.
+func (s *simNet) sentData(t *testing.T, tap chan datagram, ep netip.AddrPort) datagram {
+	t.Helper()
+	timeout := time.After(patience)
+	for {
 		select {
-		case c.in <- datagram{from, append([]byte(nil), b...)}:
-		case <-c.done:
+		case d := <-tap:
+			if d.from == ep && !encap.IsControl(d.b) {
+				return d
+			}
+		case <-timeout:
+			t.Fatalf("no data datagram from %s", ep)
 		}
 	}
 }
@@ -158,38 +186,31 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 			t.Errorf("%s: Run: %v", name, err)
 		}
 	})
-	waitFor(t, "routes of "+name, func() bool { return len(n.table.Load().peers) == len(peers) })
+	testenv.WaitFor(t, patience, "routes of "+name, func() bool { return len(n.table.Load().peers) == len(peers) })
 	return s
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// patience bounds every wait; only a hang or a lost packet reaches it.
+const patience = 10 * time.Second
 
 func recv(t *testing.T, d *tunneltest.Device) []byte {
 	t.Helper()
 	select {
 	case p := <-d.Written():
 		return p
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("no packet reached the TUN")
 		return nil
 	}
 }
 
-func noPacket(t *testing.T, d *tunneltest.Device) {
+// nextIs checks that the next packet d writes is marker, which the test
+// sent after packets that must not arrive: the data path keeps order, so
+// any of them delivered would come out first.
+func nextIs(t *testing.T, d *tunneltest.Device, marker []byte) {
 	t.Helper()
-	select {
-	case p := <-d.Written():
-		t.Fatalf("unexpected packet on the TUN: % x", p[:min(len(p), 40)])
-	case <-time.After(50 * time.Millisecond):
+	if p := recv(t, d); !bytes.Equal(p, marker) {
+		t.Fatalf("unexpected packet on the TUN before the marker: % x", p[:min(len(p), 40)])
 	}
 }
 
@@ -206,13 +227,13 @@ func drop(n *simNode, reason string) uint64 { return n.drops.snapshot()[reason] 
 func TestSimForwarding(t *testing.T) {
 	_, a, b := pair(t)
 	for _, size := range []int{28, 1000, 1464} {
-		pkt := udp4("10.244.1.5", "10.244.2.6", size, true)
+		pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), size, true)
 		a.tun.Inject(pkt)
 		if got := recv(t, b.tun); !bytes.Equal(got, pkt) {
 			t.Fatalf("size %d: b's TUN got a different packet", size)
 		}
 	}
-	reply := udp4("10.244.2.6", "10.244.1.0", 100, false)
+	reply := packettest.UDP4Len(addr("10.244.2.6"), addr("10.244.1.0"), 100, false)
 	b.tun.Inject(reply)
 	if got := recv(t, a.tun); !bytes.Equal(got, reply) {
 		t.Fatal("reply differs")
@@ -233,17 +254,17 @@ func TestSimSenderRefuses(t *testing.T) {
 		reason string
 		icmp   bool
 	}{
-		{udp4("10.244.7.5", "10.244.2.6", 60, false), "foreign_source", false},
-		{udp4("10.244.1.5", "10.244.9.6", 60, false), "no_route", true},
-		{udp4("10.244.1.5", "10.244.1.6", 60, false), "local_destination", false},
-		{udp4("10.244.1.5", "8.8.8.8", 60, false), "not_overlay", false},
-		{udp4("10.244.1.5", "10.244.2.6", 1465, true), "too_big", true},
+		{packettest.UDP4Len(addr("10.244.7.5"), addr("10.244.2.6"), 60, false), "foreign_source", false},
+		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.9.6"), 60, false), "no_route", true},
+		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.1.6"), 60, false), "local_destination", false},
+		{packettest.UDP4Len(addr("10.244.1.5"), addr("8.8.8.8"), 60, false), "not_overlay", false},
+		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1465, true), "too_big", true},
 		{[]byte{0x45, 0, 0}, "tun_malformed", false},
 	}
 	for _, tc := range cases {
 		before := drop(a, tc.reason)
 		a.tun.Inject(tc.pkt)
-		waitFor(t, tc.reason, func() bool { return drop(a, tc.reason) == before+1 })
+		testenv.WaitFor(t, patience, tc.reason, func() bool { return drop(a, tc.reason) == before+1 })
 		if !tc.icmp {
 			continue
 		}
@@ -267,7 +288,7 @@ func TestSimReceiverDrops(t *testing.T) {
 		return d
 	}
 	other, _ := encap.NewPlain(2)
-	wrongNet := append(make([]byte, encap.HeaderLen), udp4("10.244.1.5", "10.244.2.6", 60, false)...)
+	wrongNet := append(make([]byte, encap.HeaderLen), packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, false)...)
 	wrongNet, _ = other.Seal(wrongNet, encap.HeaderLen, 60)
 	aEP, stranger := a.conn.ep, netip.MustParseAddrPort("192.0.2.99:6081")
 	cases := []struct {
@@ -275,32 +296,30 @@ func TestSimReceiverDrops(t *testing.T) {
 		b      []byte
 		reason string
 	}{
-		{aEP, sealed(udp4("10.244.3.5", "10.244.2.6", 60, false)), "spoofed_source"},
-		{aEP, sealed(udp4("10.244.1.5", "10.244.3.6", 60, false)), "not_our_subnet"},
-		{stranger, sealed(udp4("10.244.1.5", "10.244.2.6", 60, false)), "unknown_peer"},
+		{aEP, sealed(packettest.UDP4Len(addr("10.244.3.5"), addr("10.244.2.6"), 60, false)), "spoofed_source"},
+		{aEP, sealed(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.3.6"), 60, false)), "not_our_subnet"},
+		{stranger, sealed(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, false)), "unknown_peer"},
 		{aEP, []byte{0, 0, 8}, "short"},
 		{aEP, wrongNet, "wrong_network"},
-		{aEP, sealed(udp4("10.244.1.5", "10.244.2.6", 60, false))[:40], "bad_inner"},
+		{aEP, sealed(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, false))[:40], "bad_inner"},
 	}
 	for _, tc := range cases {
 		before := drop(b, tc.reason)
 		sn.send(tc.from, b.conn.ep, tc.b)
-		waitFor(t, tc.reason, func() bool { return drop(b, tc.reason) == before+1 })
+		testenv.WaitFor(t, patience, tc.reason, func() bool { return drop(b, tc.reason) == before+1 })
 	}
-	noPacket(t, b.tun)
-	// A good packet still flows after all that.
-	pkt := udp4("10.244.1.5", "10.244.2.6", 60, false)
+	// A good packet still flows after all that, and is the first to reach
+	// the TUN: none of the refused ones, sent before it, did.
+	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, false)
 	sn.send(aEP, b.conn.ep, sealed(pkt))
-	if !bytes.Equal(recv(t, b.tun), pkt) {
-		t.Fatal("good packet differs")
-	}
+	nextIs(t, b.tun, pkt)
 }
 
 // The per-packet work of both loops allocates nothing.
 func TestPacketPathAllocs(t *testing.T) {
 	_, a, b := pair(t)
 	in := newInside(a.Node)
-	pkt := udp4("10.244.1.5", "10.244.2.6", 1400, true)
+	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	tb := a.table.Load()
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -350,34 +369,36 @@ func TestSimSealed(t *testing.T) {
 	if a.mtu != 1424 {
 		t.Fatalf("sealed MTU %d, want 1424", a.mtu)
 	}
-	pkt := udp4("10.244.1.5", "10.244.2.6", 1424, true)
+	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1424, true)
 	a.tun.Inject(pkt)
 	if got := recv(t, b.tun); !bytes.Equal(got, pkt) {
 		t.Fatal("b got a different packet")
 	}
 
 	// Capture what a sends and replay it: delivered once, then dropped.
-	sn.mu.Lock()
-	sn.tap = make(chan datagram, 64)
-	sn.mu.Unlock()
+	tap := make(chan datagram, 64)
+	sn.setTap(tap)
 	a.tun.Inject(pkt)
 	recv(t, b.tun)
-	d := <-sn.tap
-	for d.from != a.conn.ep || encap.IsControl(d.b) { // path probes travel too
-		d = <-sn.tap
-	}
-	sn.mu.Lock()
-	sn.tap = nil
-	sn.mu.Unlock()
+	d := sn.sentData(t, tap, a.conn.ep) // path probes travel too
+	sn.setTap(nil)
 	sn.send(d.from, b.conn.ep, d.b)
-	waitFor(t, "replay dropped", func() bool { return drop(b, "replay") == 1 })
-	noPacket(t, b.tun)
+	testenv.WaitFor(t, patience, "replay dropped", func() bool { return drop(b, "replay") == 1 })
+	marker := packettest.UDP4Len(addr("10.244.1.7"), addr("10.244.2.6"), 80, false)
+	a.tun.Inject(marker)
+	nextIs(t, b.tun, marker)
 
-	// c's packets do not open at b.
-	c.tun.Inject(udp4("10.244.3.5", "10.244.2.6", 100, false))
+	// c's packets do not open at b. Once the tap shows c's datagram it
+	// is queued at b, ahead of the next marker from a.
+	tap = make(chan datagram, 64)
+	sn.setTap(tap)
+	c.tun.Inject(packettest.UDP4Len(addr("10.244.3.5"), addr("10.244.2.6"), 100, false))
+	sn.sentData(t, tap, c.conn.ep)
+	sn.setTap(nil)
 	// (c's path probes are refused the same way, so count at least one.)
-	waitFor(t, "b refusing c's key", func() bool { return drop(b, "unknown_key")+drop(b, "auth_failed") >= 1 })
-	noPacket(t, b.tun)
+	testenv.WaitFor(t, patience, "b refusing c's key", func() bool { return drop(b, "unknown_key")+drop(b, "auth_failed") >= 1 })
+	a.tun.Inject(marker)
+	nextIs(t, b.tun, marker)
 	if rx := b.Status().Peers[1].RxPackets; rx != 0 {
 		t.Fatalf("b delivered %d packets from c", rx)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -65,18 +66,6 @@ func openDevice(t *testing.T, cfg tunnel.Config) tunnel.Device {
 		}
 	})
 	return dev
-}
-
-// waitUntil polls cond until it holds, failing the test after patience.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func linkGone(name string) bool {
@@ -133,13 +122,13 @@ func startReader(t *testing.T, dev tunnel.Device, offset int) *reader {
 
 // next returns the next UDP packet to dst, skipping others (the kernel also
 // sends IPv6 router solicitations and MLD reports into a new link).
-func (r *reader) next(t *testing.T, dst netip.AddrPort) (udp4, readPacket) {
+func (r *reader) next(t *testing.T, dst netip.AddrPort) (packettest.UDP, readPacket) {
 	t.Helper()
 	timeout := time.After(patience)
 	for {
 		select {
 		case p := <-r.pkts:
-			if u, ok := parseUDP4(p.pkt); ok && u.dst == dst {
+			if u, ok := packettest.ParseUDP4(p.pkt); ok && u.Dst == dst {
 				return u, p
 			}
 		case <-r.done:
@@ -235,8 +224,8 @@ func TestKernelPacketReachesRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		u, _ := r.next(t, remoteDst)
-		if u.src.Addr() != tunAddr.Addr() || !bytes.Equal(u.payload, payload) {
-			t.Errorf("read %s -> %s %q; want from %s with %q", u.src, u.dst, u.payload, tunAddr.Addr(), payload)
+		if u.Src.Addr() != tunAddr.Addr() || !bytes.Equal(u.Payload, payload) {
+			t.Errorf("read %s -> %s %q; want from %s with %q", u.Src, u.Dst, u.Payload, tunAddr.Addr(), payload)
 		}
 	})
 }
@@ -277,8 +266,8 @@ func TestSuperpacketIsSplit(t *testing.T) {
 		for i := range segments {
 			u, p := r.next(t, remoteDst)
 			batches = append(batches, p.batch)
-			if !bytes.Equal(u.payload, payload[i*segment:(i+1)*segment]) {
-				t.Fatalf("segment %d: got %d bytes starting %v", i, len(u.payload), u.payload[:min(4, len(u.payload))])
+			if !bytes.Equal(u.Payload, payload[i*segment:(i+1)*segment]) {
+				t.Fatalf("segment %d: got %d bytes starting %v", i, len(u.Payload), u.Payload[:min(4, len(u.Payload))])
 			}
 		}
 		t.Logf("segments came from Reads returning %v packets", batches)
@@ -311,8 +300,8 @@ func TestQueuedPacketsComeInOneRead(t *testing.T) {
 	r := startReader(t, dev, 0)
 	for i := range queued {
 		u, p := r.next(t, remoteDst)
-		if len(u.payload) != 1 || u.payload[0] != byte(i) {
-			t.Fatalf("packet %d: payload %v, want [%d] (order kept)", i, u.payload, i)
+		if len(u.Payload) != 1 || u.Payload[0] != byte(i) {
+			t.Fatalf("packet %d: payload %v, want [%d] (order kept)", i, u.Payload, i)
 		}
 		if p.batch < queued { // more when the kernel queued its own (IPv6 MLD) too
 			t.Fatalf("packet %d came from a Read returning %d packets, want all %d queued", i, p.batch, queued)
@@ -375,7 +364,9 @@ func TestWrittenPacketReachesKernel(t *testing.T) {
 			var want []string
 			for i := range 3 {
 				payload := fmt.Sprintf("%s offset %d packet %d %s", driver, offset, i, strings.Repeat("x", 40))
-				pkt := buildUDP4(remoteSrc, dst, []byte(payload))
+				// DF and valid checksums: the kernel and the offload code take
+				// the packets as they are.
+				pkt := packettest.WithUDPChecksum(packettest.UDP4(remoteSrc, dst, []byte(payload), true))
 				buf := make([]byte, offset+len(pkt), offset+65535) // room to coalesce
 				copy(buf[offset:], pkt)
 				bufs = append(bufs, buf)
@@ -476,7 +467,7 @@ func TestOpenUndoesOnFailure(t *testing.T) {
 		if !errors.Is(err, tunnel.ErrRouteExists) || !strings.Contains(err.Error(), "a route to 10.98.0.0/16 already exists") {
 			t.Errorf("Open = %v, want ErrRouteExists naming the route", err)
 		}
-		waitUntil(t, "the half-configured link is gone", func() bool { return linkGone(cfg.Name) })
+		testenv.WaitFor(t, patience, "the half-configured link is gone", func() bool { return linkGone(cfg.Name) })
 	})
 }
 
@@ -513,9 +504,9 @@ func TestCloseUnblocksReadAndRemovesLink(t *testing.T) {
 		case <-time.After(patience):
 			t.Fatal("Read still blocked after Close")
 		}
-		waitUntil(t, "the link is gone", func() bool { return linkGone(cfg.Name) })
+		testenv.WaitFor(t, patience, "the link is gone", func() bool { return linkGone(cfg.Name) })
 
-		pkt := buildUDP4(remoteSrc, netip.AddrPortFrom(tunAddr.Addr(), 7777), []byte("late"))
+		pkt := packettest.WithUDPChecksum(packettest.UDP4(remoteSrc, netip.AddrPortFrom(tunAddr.Addr(), 7777), []byte("late"), true))
 		if err := dev.Write([][]byte{append(make([]byte, tunnel.WriteOffset), pkt...)}, tunnel.WriteOffset); !errors.Is(err, tunnel.ErrClosed) {
 			t.Errorf("Write after Close = %v, want ErrClosed", err)
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // All tests use loopback only.
@@ -204,13 +206,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 	}()
 	// Wait until the reader is parked in the poller, so Close really
 	// interrupts a pending read rather than racing ahead of it.
-	deadline := time.Now().Add(ioTimeout)
-	for !readerParked() {
-		if time.Now().After(deadline) {
-			t.Fatal("reader never blocked in Read")
-		}
-		runtime.Gosched()
-	}
+	testenv.WaitFor(t, ioTimeout, "the reader to block in Read", readerParked)
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -1,14 +1,26 @@
-// Package testenv holds what weft's tests need from the machine: root, the
-// TUN clone device, a private network namespace. Under CI=true a missing
-// capability fails the test; elsewhere it skips, so a laptop run stays useful.
+// Package testenv holds what weft's tests need from the machine (root, the
+// TUN clone device, a private network namespace) and the one way they wait
+// for a condition (Poll, WaitFor). Under CI=true a missing capability fails
+// the test; elsewhere it skips, so a laptop run stays useful.
+//
+// The package does not import "testing" (TB is its own small interface), so
+// the lab harness, which `weft lab` and `weft bench` link, can poll with it
+// too.
 package testenv
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
-	"testing"
 )
+
+// TB is the part of testing.TB the helpers use; *testing.T and *testing.B
+// satisfy it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
 
 const netnsEnv = "WEFT_TEST_IN_NETNS"
 
@@ -17,7 +29,7 @@ func CI() bool { return os.Getenv("CI") == "true" }
 
 // Require fails (in CI) or skips (elsewhere) unless the process is root and
 // /dev/net/tun exists.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	if msg := missing(); msg != "" {
 		Need(t, fmt.Errorf("%s: these tests need root and /dev/net/tun", msg))
@@ -26,7 +38,7 @@ func Require(t testing.TB) {
 
 // Need fails the test under CI=true and skips it elsewhere if err (a missing
 // capability or tool) is not nil.
-func Need(t testing.TB, err error) {
+func Need(t TB, err error) {
 	t.Helper()
 	if err == nil {
 		return
@@ -57,7 +69,8 @@ func missing() string {
 // create TUN devices, addresses and routes without touching the host. The
 // namespace dies with the process, so a crashed test leaves nothing behind.
 // Without root it just runs the tests, which then skip or fail in Require.
-func InNetns(m *testing.M) int {
+// m is the package's *testing.M.
+func InNetns(m interface{ Run() int }) int {
 	if os.Getenv(netnsEnv) != "" || missing() != "" {
 		return m.Run()
 	}
