@@ -65,13 +65,18 @@ const (
 // PathStates lists the path states, in the order metrics show them.
 var PathStates = []string{PathOK, PathUnreachable, PathUnknown}
 
-// PathStatus is the health of the data path to one peer, from probes.
+// PathStatus is the health of the data path to one peer, from probes and
+// from authenticated data the peer sent.
 type PathStatus struct {
 	State  string     `json:"state"`            // ok, unreachable or unknown
 	Reason string     `json:"reason,omitempty"` // why unreachable or unknown
 	RTTMs  float64    `json:"rtt_ms"`           // of the last answered probe; 0 if none
 	Loss   float64    `json:"loss"`             // fraction of the last (up to 10) timed-out or answered probes that went unanswered
 	LastOK *time.Time `json:"last_ok"`          // when the last answer came; null if none did
+	// Checked is when the state was last confirmed: the newest of the last
+	// answer, the last data from the peer (as the prober's tick saw it) and
+	// the last probe counted as lost; null if none yet.
+	Checked *time.Time `json:"checked"`
 }
 
 // OffloadStatus says which offloads are active; a silent fall back to a slow

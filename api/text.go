@@ -29,19 +29,23 @@ func (s *Status) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tPATH\tRTT\tLOSS\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+	fmt.Fprintln(tw, "PEER\tSUBNET\tENDPOINT\tSTATE\tLAST HEARD\tPATH\tRTT\tLOSS\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tCHECKED")
 	var broken []string
 	for _, p := range s.Peers {
 		heard := "-" // static peers are not heard from
 		if p.LastSeen != nil {
-			heard = time.Since(*p.LastSeen).Round(time.Second).String() + " ago"
+			heard = Ago(*p.LastSeen)
+		}
+		checked := "-"
+		if p.Path.Checked != nil {
+			checked = Ago(*p.Path.Checked)
 		}
 		rtt := "-"
 		if p.Path.LastOK != nil {
 			rtt = fmt.Sprintf("%.2fms", p.Path.RTTMs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
-			p.Path.State, rtt, 100*p.Path.Loss, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
+			p.Path.State, rtt, 100*p.Path.Loss, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, checked)
 		if p.Path.State == PathUnreachable {
 			broken = append(broken, fmt.Sprintf("path to %s unreachable: %s", p.Name, p.Path.Reason))
 		}
@@ -64,6 +68,11 @@ func (s *Status) WriteText(w io.Writer) {
 		drops = []string{"none"}
 	}
 	fmt.Fprintf(w, "\ndrops     %s\n", strings.Join(drops, " "))
+}
+
+// Ago says how long before now t was, to the second: "3s ago".
+func Ago(t time.Time) string {
+	return max(time.Since(t), 0).Round(time.Second).String() + " ago"
 }
 
 func onOff(b bool) string {

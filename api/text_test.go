@@ -66,14 +66,14 @@ func TestStatusWriteText(t *testing.T) {
 		t.Fatalf("no peer table:\n%s", out)
 	}
 	wantHeader := []string{"PEER", "SUBNET", "ENDPOINT", "STATE", "LAST", "HEARD", "PATH", "RTT", "LOSS",
-		"RX", "PKTS", "RX", "BYTES", "TX", "PKTS", "TX", "BYTES"}
+		"RX", "PKTS", "RX", "BYTES", "TX", "PKTS", "TX", "BYTES", "CHECKED"}
 	if got := strings.Fields(lines[hdr]); !slices.Equal(got, wantHeader) {
 		t.Errorf("header %q, want the fields %q", lines[hdr], wantHeader)
 	}
 	for i, want := range [][]string{
-		{"h2", "10.244.2.0/24", "192.0.2.2:6081", "alive", "-", "ok", "0.12ms", "10%", "11", "1111", "22", "2222"},
-		{"h3", "10.244.3.0/24", "192.0.2.3:6081", "static", "-", "unreachable", "-", "100%", "0", "0", "0", "0"},
-		{"h4", "10.244.4.0/24", "192.0.2.4:6081", "dead", "-", "unknown", "-", "0%", "0", "0", "0", "0"},
+		{"h2", "10.244.2.0/24", "192.0.2.2:6081", "alive", "-", "ok", "0.12ms", "10%", "11", "1111", "22", "2222", "-"},
+		{"h3", "10.244.3.0/24", "192.0.2.3:6081", "static", "-", "unreachable", "-", "100%", "0", "0", "0", "0", "-"},
+		{"h4", "10.244.4.0/24", "192.0.2.4:6081", "dead", "-", "unknown", "-", "0%", "0", "0", "0", "0", "-"},
 	} {
 		row := lines[hdr+1+i]
 		if got := strings.Fields(row); !slices.Equal(got, want) {

@@ -187,7 +187,15 @@ func checkPeers(f *findings, s *api.Status) {
 	for _, p := range s.Peers {
 		switch p.Path.State {
 		case api.PathOK:
-			f.ok("path to %s (%s, %s) is ok: rtt %.2f ms, loss %.0f%%", p.Name, p.Subnet, p.Endpoint, p.Path.RTTMs, 100*p.Path.Loss)
+			rtt := fmt.Sprintf("rtt %.2f ms", p.Path.RTTMs)
+			if p.Path.LastOK == nil {
+				rtt = "no probe answered yet, data arrives" // ok from data alone
+			}
+			checked := ""
+			if p.Path.Checked != nil {
+				checked = ", checked " + api.Ago(*p.Path.Checked)
+			}
+			f.ok("path to %s (%s, %s) is ok: %s, loss %.0f%%%s", p.Name, p.Subnet, p.Endpoint, rtt, 100*p.Path.Loss, checked)
 		case api.PathUnreachable:
 			f.fail(fmt.Sprintf("allow UDP port %d between the nodes (both ways) in every firewall on the way; check the peer with 'weft doctor' there", p.Endpoint.Port()),
 				"path to %s (%s) is unreachable: %s", p.Name, p.Subnet, p.Path.Reason)

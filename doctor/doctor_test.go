@@ -134,10 +134,11 @@ func TestCheckClock(t *testing.T) {
 }
 
 func TestCheckPeers(t *testing.T) {
+	answered := time.Now()
 	p := func(name, state, reason string) api.PeerStatus {
 		return api.PeerStatus{Name: name, Subnet: netip.MustParsePrefix("10.244.2.0/24"),
 			Endpoint: netip.MustParseAddrPort("192.0.2.2:6082"), State: peer.Alive,
-			Path: api.PathStatus{State: state, Reason: reason, RTTMs: 0.25}}
+			Path: api.PathStatus{State: state, Reason: reason, RTTMs: 0.25, LastOK: &answered}}
 	}
 	expect(t, "no peers", run(checkPeers, &api.Status{}),
 		want{Warn, "no peers", "--peer", false})

@@ -45,6 +45,7 @@ func testGossip() *fakeGossip {
 // every counter has its own value, so a crossed field shows.
 func testStatus() api.Status {
 	lastOK := time.Now()
+	checked := time.UnixMilli(1_700_000_000_500)
 	return api.Status{
 		Name: "h1", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
 		Tun: api.TunStatus{Name: "weft0", Driver: "wireguard"},
@@ -52,7 +53,7 @@ func testStatus() api.Status {
 			{Name: "h2", State: peer.Alive, RxPackets: 11, RxBytes: 12, TxPackets: 13, TxBytes: 14,
 				Path: api.PathStatus{State: api.PathOK, RTTMs: 1.5, Loss: 0.2, LastOK: &lastOK}},
 			{Name: "h3", State: peer.Static, RxPackets: 21, RxBytes: 22, TxPackets: 23, TxBytes: 24,
-				Path: api.PathStatus{State: api.PathUnreachable, Loss: 1}},
+				Path: api.PathStatus{State: api.PathUnreachable, Loss: 1, Checked: &checked}},
 		},
 		Drops:      map[string]uint64{"no_route": 7, "unknown_peer": 3, "replay": 0},
 		Offloads:   api.OffloadStatus{Tun: api.TunOffloads{TSO: true}, UDP: api.UDPOffloads{GSO: true, GRO: true}},
@@ -120,6 +121,8 @@ func TestRegistry(t *testing.T) {
 		},
 		"weft_peer_path_rtt_seconds": {"peer=h2": 0.0015}, // none for h3: it never answered
 		"weft_peer_path_loss_ratio":  {"peer=h2": 0.2, "peer=h3": 1},
+		// h2 has no "checked" time in testStatus: no series for it.
+		"weft_peer_path_checked_timestamp_seconds": {"peer=h3": 1_700_000_000.5},
 		"weft_peers": {
 			"state=static": 1, "state=alive": 1, "state=suspect": 0, "state=dead": 0, "state=left": 0,
 		},

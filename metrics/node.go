@@ -16,7 +16,7 @@ type nodeCollector struct {
 	status func() api.Status
 
 	peerRxPackets, peerRxBytes, peerTxPackets, peerTxBytes *prometheus.Desc
-	pathState, pathRTT, pathLoss                           *prometheus.Desc
+	pathState, pathRTT, pathLoss, pathChecked              *prometheus.Desc
 	peers, drops, offload, info                            *prometheus.Desc
 	tunReads, tunReadPackets, tunWrites, tunWritePackets   *prometheus.Desc
 	udpReads, udpReadMsgs, udpRx, udpWrites, udpWriteMsgs  *prometheus.Desc
@@ -34,9 +34,10 @@ func newNodeCollector(status func() api.Status) *nodeCollector {
 		peerRxBytes:     d("peer_received_bytes_total", "Bytes of inner packets from the peer delivered into the TUN.", "peer"),
 		peerTxPackets:   d("peer_sent_packets_total", "Inner packets sent to the peer.", "peer"),
 		peerTxBytes:     d("peer_sent_bytes_total", "Bytes of inner packets sent to the peer.", "peer"),
-		pathState:       d("peer_path_state", "1 for the state the data path to the peer is in (ok, unreachable, unknown), from probes.", "peer", "state"),
+		pathState:       d("peer_path_state", "1 for the state the data path to the peer is in (ok, unreachable, unknown), from probes and data from the peer.", "peer", "state"),
 		pathRTT:         d("peer_path_rtt_seconds", "Round-trip time of the last answered probe to the peer.", "peer"),
 		pathLoss:        d("peer_path_loss_ratio", "Fraction of the last probes to the peer that went unanswered.", "peer"),
+		pathChecked:     d("peer_path_checked_timestamp_seconds", "When the path state was last confirmed (an answer, data from the peer, a probe counted lost), in Unix seconds.", "peer"),
 		peers:           d("peers", "Peers known, by state (static, alive, suspect, dead, left).", "state"),
 		drops:           d("dropped_packets_total", "Packets and datagrams dropped, by reason (see weft status).", "reason"),
 		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
@@ -83,6 +84,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.pathRTT, p.Path.RTTMs/1000, p.Name)
 		}
 		gauge(c.pathLoss, p.Path.Loss, p.Name)
+		if p.Path.Checked != nil {
+			gauge(c.pathChecked, float64(p.Path.Checked.UnixMilli())/1000, p.Name)
+		}
 	}
 	for st, v := range states {
 		gauge(c.peers, v, string(st))

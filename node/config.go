@@ -29,9 +29,15 @@ type Config struct {
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
 	VNI       uint32         // GENEVE network id; default 1
-	// ProbeInterval is how often every peer's data path is probed
-	// (--probe-interval); default 1s.
+	// ProbeInterval is the prober's tick (--probe-interval); default 1s.
+	// Each tick it probes the peers it sent data to and heard nothing from,
+	// those whose last probe is unanswered and new ones, then sweeps the
+	// peers checked longest ago, within ProbeBudget (node/probe.go).
 	ProbeInterval time.Duration
+	// ProbeBudget is the most path probes the node sends a second, however
+	// many peers it has; at least 1, default 20. Up to ProbeBudget ×
+	// ProbeInterval peers are each probed every interval while idle.
+	ProbeBudget int
 }
 
 // DefaultConfig returns the defaults of `weft up`.
@@ -47,6 +53,7 @@ func DefaultConfig() Config {
 		VNI:       1,
 
 		ProbeInterval: time.Second,
+		ProbeBudget:   20,
 	}
 }
 
@@ -63,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProbeInterval < 100*time.Millisecond || c.ProbeInterval > time.Minute {
 		return fmt.Errorf("--probe-interval %v: want 100ms to 1m", c.ProbeInterval)
+	}
+	if c.ProbeBudget < 1 {
+		return fmt.Errorf("probe budget %d: want at least 1 probe a second", c.ProbeBudget)
 	}
 	if !c.Listen.IsValid() || c.Listen.Port() == 0 {
 		return fmt.Errorf("--listen %s: need an address and a non-zero port", c.Listen)

@@ -1,13 +1,29 @@
 package node
 
-// Path health. Every ProbeInterval the node sends each routed peer a probe
-// over the data port: a GENEVE control message (O bit) sealed like data, so
-// it crosses the same firewalls as packets do and only members can forge it.
-// The peer answers at once. The answers give the round-trip time, the loss
-// and the time of the last answer; a peer whose probes go unanswered while
-// gossip still hears it has a broken data path (a firewall on the UDP port
-// is the usual cause), and status says so. docs/wire-format.md has the
-// message format.
+// Path health: what this node knows of the data path to each peer, at a cost
+// that does not grow with the cluster.
+//
+// Two kinds of evidence feed it. Authenticated data: the forwarding loops
+// already count each peer's packets (counters.rxPackets, txPackets); every
+// ProbeInterval the prober compares them with their values at its previous
+// tick, so data from a peer shows its path works at no cost per packet.
+// Probes: a GENEVE control message (O bit) sealed like data, sent over the
+// data port so it crosses the same firewalls as packets do and only members
+// can forge it; the peer answers at once. The answers give the round-trip
+// time, the loss and the time of the last answer.
+//
+// Each tick the prober (probe_budget.go) probes at most ProbeBudget ×
+// ProbeInterval peers, most urgent first: those we sent data to since the
+// last tick and heard nothing from, those whose last probe is unanswered
+// (so 3 lost in a row still make a path unreachable within a few intervals,
+// and recovery shows as soon), those never confirmed, then a sweep of the
+// peers checked longest ago. Peers that sent data are not probed. A cluster
+// of up to ProbeBudget × ProbeInterval peers is thus probed every interval
+// while idle; a larger one is swept at ProbeBudget probes a second.
+//
+// A peer whose probes go unanswered while gossip still hears it has a broken
+// data path (a firewall on the UDP port is the usual cause), and status says
+// so. docs/wire-format.md has the message format.
 
 import (
 	"cmp"
@@ -32,19 +48,27 @@ const (
 	probeWindow = 10 // loss is over this many recent probes
 	// unreachableAfter unanswered probes in a row make a path unreachable.
 	unreachableAfter = 3
+	// A probe counts as lost after probeTimeoutIntervals probe intervals
+	// without an answer; data from a peer keeps its path ok for
+	// dataFreshIntervals.
+	probeTimeoutIntervals = 2
+	dataFreshIntervals    = 3
 )
 
 // pathHealth is what the node knows about one peer's data path. The prober
 // and the outside loop update it; status reads it.
 type pathHealth struct {
-	mu      sync.Mutex
-	next    uint64 // sequence number of the next probe
-	ring    [probeWindow]probeRecord
-	rtt     time.Duration
-	lastOK  time.Time
-	firstOK time.Time // probes sent before the first answer met a peer still starting: not loss
+	mu       sync.Mutex
+	next     uint64 // sequence number of the next probe
+	ring     [probeWindow]probeRecord
+	rtt      time.Duration
+	lastOK   time.Time
+	firstOK  time.Time // probes sent before the first answer met a peer still starting: not loss
+	lastData time.Time // the prober's tick that last saw data from the peer
 
-	logged string // the state last logged; the prober's own
+	// The prober's own, unguarded.
+	rx, tx uint64 // the peer's packet counters at the prober's last tick
+	logged string // the state last logged
 }
 
 type probeRecord struct {
@@ -79,43 +103,77 @@ func (h *pathHealth) answered(seq uint64, now time.Time) {
 	}
 }
 
-// status sums up the window at now: a probe counts as lost once it is
-// timeout old without an answer. gossip says whether gossip hears the peer
-// (for the reason), port is the peer's data endpoint.
-func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) api.PathStatus {
+// pathSummary is the evidence about a path at one moment.
+type pathSummary struct {
+	state                     string
+	ok, lost, inARow          int // answered and lost probes in the window; lost since the last answer
+	lastOK, lastData, checked time.Time
+	rtt                       time.Duration
+}
+
+// summarize sums up the evidence at now: a probe counts as lost once it is
+// timeout (probeTimeoutIntervals intervals) old without an answer, and data
+// seen in the last dataFreshIntervals intervals makes the path ok whatever
+// the probes say. It allocates nothing.
+func (h *pathHealth) summarize(now time.Time, timeout time.Duration) pathSummary {
 	h.mu.Lock()
 	recs, firstOK := h.ring, h.firstOK
-	s := api.PathStatus{State: api.PathUnknown}
-	if !h.lastOK.IsZero() {
-		t := h.lastOK
-		s.LastOK = &t
-		s.RTTMs = float64(h.rtt.Microseconds()) / 1000
-	}
+	s := pathSummary{lastOK: h.lastOK, lastData: h.lastData, rtt: h.rtt}
 	h.mu.Unlock()
 
 	slices.SortFunc(recs[:], func(a, b probeRecord) int { return cmp.Compare(b.seq, a.seq) }) // newest first
-	var ok, lost, inARow int
+	var lastLost time.Time
 	streak := true // still counting unanswered probes from the newest
 	for _, r := range recs {
 		switch {
 		case r.seq == 0, r.sent.Before(firstOK):
 		case r.answered:
-			ok++
+			s.ok++
 			streak = false
 		case now.Sub(r.sent) >= timeout:
-			lost++
+			s.lost++
 			if streak {
-				inARow++
+				s.inARow++
 			}
+			lastLost = later(lastLost, r.sent.Add(timeout))
 		}
 	}
-	if ok+lost > 0 {
-		s.Loss = float64(lost) / float64(ok+lost)
-	}
+	s.checked = later(later(s.lastOK, s.lastData), lastLost)
+	fresh := timeout / probeTimeoutIntervals * dataFreshIntervals
 	switch {
-	case inARow >= unreachableAfter:
-		s.State = api.PathUnreachable
-		s.Reason = fmt.Sprintf("the last %d probes to %s got no answer", inARow, ep)
+	case !s.lastData.IsZero() && now.Sub(s.lastData) < fresh:
+		s.state = api.PathOK
+	case s.inARow >= unreachableAfter:
+		s.state = api.PathUnreachable
+	case s.ok > 0:
+		s.state = api.PathOK
+	default:
+		s.state = api.PathUnknown
+	}
+	return s
+}
+
+// status is the path as status shows it at now (see summarize). gossip
+// says whether gossip hears the peer (for the reason), ep is the peer's data
+// endpoint.
+func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) api.PathStatus {
+	sum := h.summarize(now, timeout)
+	s := api.PathStatus{State: sum.state}
+	if !sum.lastOK.IsZero() {
+		t := sum.lastOK
+		s.LastOK = &t
+		s.RTTMs = float64(sum.rtt.Microseconds()) / 1000
+	}
+	if !sum.checked.IsZero() {
+		t := sum.checked
+		s.Checked = &t
+	}
+	if sum.ok+sum.lost > 0 {
+		s.Loss = float64(sum.lost) / float64(sum.ok+sum.lost)
+	}
+	switch s.State {
+	case api.PathUnreachable:
+		s.Reason = fmt.Sprintf("the last %d probes to %s got no answer", sum.inARow, ep)
 		if s.LastOK == nil {
 			s.Reason += ", and none ever did"
 		} else {
@@ -126,26 +184,38 @@ func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, e
 		} else {
 			s.Reason += fmt.Sprintf("; is the peer running, and does UDP to %s reach it (a firewall?)", ep)
 		}
-	case ok > 0:
-		s.State = api.PathOK
-	default:
+	case api.PathUnknown:
 		s.Reason = "waiting for the first answer to a probe"
 	}
 	return s
 }
 
-// probe sends every routed peer a probe each ProbeInterval until ctx ends.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// probe runs the prober until ctx ends: each ProbeInterval it notes which
+// peers sent data, logs changes of path state and sends the probes the
+// budget allows (probe_budget.go decides which).
 func (n *Node) probe(ctx context.Context) {
 	buf := make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom())
+	pr := newProber(n.cfg.ProbeInterval, n.cfg.ProbeBudget)
 	tick := time.NewTicker(n.cfg.ProbeInterval)
 	defer tick.Stop()
 	for {
 		now := time.Now()
-		for _, p := range n.table.Load().peers {
+		peers := n.table.Load().peers
+		due := pr.plan(now, peers)
+		for _, p := range peers {
 			if p.State.Routable() {
 				n.logPath(p, now)
-				n.sendProbe(buf, probeRequest, p.path.sent(now), p.Endpoint)
 			}
+		}
+		for _, p := range due {
+			n.sendProbe(buf, probeRequest, p.path.sent(now), p.Endpoint)
 		}
 		select {
 		case <-ctx.Done():
@@ -158,17 +228,19 @@ func (n *Node) probe(ctx context.Context) {
 // logPath logs a change of p's path state: once when it first works, and
 // each time it becomes unreachable or works again.
 func (n *Node) logPath(p *Peer, now time.Time) {
-	st := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
-	if st.State == p.path.logged || st.State == api.PathUnknown {
+	st := p.path.summarize(now, n.probeTimeout()).state
+	if st == p.path.logged || st == api.PathUnknown {
 		return
 	}
-	switch st.State {
+	switch st {
 	case api.PathOK:
-		n.log.Info("data path to peer works", "peer", p.Name, "endpoint", p.Endpoint, "rtt_ms", st.RTTMs)
+		s := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
+		n.log.Info("data path to peer works", "peer", p.Name, "endpoint", p.Endpoint, "rtt_ms", s.RTTMs)
 	case api.PathUnreachable:
-		n.log.Warn("data path to peer unreachable", "peer", p.Name, "endpoint", p.Endpoint, "reason", st.Reason)
+		s := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
+		n.log.Warn("data path to peer unreachable", "peer", p.Name, "endpoint", p.Endpoint, "reason", s.Reason)
 	}
-	p.path.logged = st.State
+	p.path.logged = st
 }
 
 // sendProbe seals a probe message of kind into buf and sends it to ep.
@@ -211,4 +283,4 @@ func (n *Node) control(peer *Peer, dgram, buf []byte) {
 }
 
 // probeTimeout is how long an answer may take before its probe counts as lost.
-func (n *Node) probeTimeout() time.Duration { return 2 * n.cfg.ProbeInterval }
+func (n *Node) probeTimeout() time.Duration { return probeTimeoutIntervals * n.cfg.ProbeInterval }

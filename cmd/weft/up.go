@@ -67,7 +67,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.StringVar(&a.RunDir, "run-dir", a.RunDir, "`directory` for the control socket and subnet.env")
 	keyFile := fs.String("key-file", "", "cluster key `file` from 'weft keygen' (mode 0600; one key per line, the first is sent with)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (instead of --key-file)")
-	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often to probe each peer's data path (`duration`; 100ms to 1m)")
+	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "the data-path prober's tick: how often a peer that is sent data but sends none back, or leaves a probe unanswered, is probed, and the pace of the idle sweep (`duration`; 100ms to 1m; at most 20 probes a second in all)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&a.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics (default: off)")
