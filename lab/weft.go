@@ -50,9 +50,26 @@ type Weft struct {
 	binary string
 }
 
-// StartWeft runs `weft up` on every host of the lab, each statically peered
-// with all others, and waits until every node answers `weft status`.
+// StartWeft runs `weft up` on every host of the lab (PrepareWeft), one after
+// the other, each waiting until it answers `weft status`.
 func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
+	nodes, err := l.PrepareWeft(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if err := n.Start(ctx); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
+// PrepareWeft returns a node for every host of the lab with its `weft up`
+// arguments, started by nothing yet: with Gossip h1 starts a cluster and the
+// others join it, without it each is statically peered with all others. It
+// makes the cluster key unless Insecure.
+func (l *Lab) PrepareWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 	if cfg.Binary == "" || cfg.Dir == "" {
 		return nil, errors.New("lab: WeftConfig needs Binary and Dir")
 	}
@@ -95,20 +112,26 @@ func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 			}
 		}
 		n.Args = append(n.Args, cfg.Args...)
-		if err := n.Start(ctx); err != nil {
-			return nodes, err
-		}
 	}
 	return nodes, nil
 }
 
-// Start runs the node with its Args and waits until it answers status.
-func (w *Weft) Start(ctx context.Context) error {
+// Launch runs the node with its Args and returns at once.
+func (w *Weft) Launch() error {
 	p, err := w.Host.Start(context.Background(), w.binary, w.Args...)
 	if err != nil {
 		return err
 	}
 	w.Proc = p
+	return nil
+}
+
+// Start runs the node with its Args and waits until it answers status.
+func (w *Weft) Start(ctx context.Context) error {
+	if err := w.Launch(); err != nil {
+		return err
+	}
+	p := w.Proc
 	// Stop waiting as soon as the node exits: it will not come up.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

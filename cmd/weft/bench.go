@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/weftnet/weft/bench"
@@ -28,9 +27,16 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Binary, "binary", "", "weft `executable` to benchmark (default: this one)")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "network namespace name `prefix`")
 	fs.StringVar(&cfg.LogDir, "log-dir", "", "keep the output of every process the lab runs in `dir`")
+	scale := fs.String("scale", "", "measure cluster `sizes` instead (e.g. 50,100,200): N nodes started at once, convergence, idle cost, withdrawal")
 	from := fs.String("from", "", "run nothing: render the table, --json and --chart from a results `file` written by --json")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	if err := orSelf(&cfg.Binary); err != nil {
+		return err
+	}
+	if *scale != "" {
+		return runScale(ctx, *scale, cfg, *jsonFile, stdout)
 	}
 	if *from != "" {
 		res, err := bench.ReadFile(*from)
@@ -48,13 +54,6 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if cfg.Underlays, err = bench.ParseUnderlays(*underlay); err != nil {
 		return fmt.Errorf("--underlay %q: %w", *underlay, err)
-	}
-	if cfg.Binary == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find the weft binary: %w", err)
-		}
-		cfg.Binary = self
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -74,4 +73,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "weft bench: stopped early; partial results follow")
 	}
 	return errors.Join(err, res.WriteReports(stdout, *jsonFile, *chartFile))
+}
+
+// runScale is `weft bench --scale SIZES` (bench.RunScale).
+func runScale(ctx context.Context, sizes string, cfg bench.Config, jsonFile string, stdout io.Writer) error {
+	sc := bench.ScaleConfig{Binary: cfg.Binary, LogDir: cfg.LogDir, Progress: cfg.Progress}
+	var err error
+	if sc.Sizes, err = bench.ParseSizes(sizes); err != nil {
+		return fmt.Errorf("--scale %w", err)
+	}
+	res, err := bench.RunScale(ctx, sc)
+	if res == nil {
+		return err
+	}
+	return errors.Join(err, res.WriteReports(stdout, jsonFile))
 }

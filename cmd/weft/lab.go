@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/weftnet/weft/lab"
 )
@@ -23,10 +21,8 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the weft binary: %w", err)
+	if err := orSelf(&c.Binary); err != nil {
+		return err
 	}
-	c.Binary = self
 	return lab.Demo(ctx, c, stdout)
 }

@@ -42,6 +42,12 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands are the subcommands, each given its arguments after the name.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"up": cmdUp, "status": cmdStatus, "doctor": cmdDoctor, "trace": cmdTrace, "env": cmdEnv,
+	"keygen": cmdKeygen, "key": cmdKey, "lease": cmdLease, "lab": cmdLab, "bench": cmdBench,
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -50,30 +56,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "up":
-		err = cmdUp(ctx, rest, stderr)
-	case "status":
-		err = cmdStatus(ctx, rest, stdout)
-	case "lease":
-		err = cmdLease(ctx, rest, stdout, stderr)
-	case "keygen":
-		err = cmdKeygen(ctx, rest, stdout, stderr)
-	case "key":
-		err = cmdKey(ctx, rest, stdout, stderr)
-	case "doctor":
-		err = cmdDoctor(ctx, rest, stdout, stderr)
-	case "trace":
-		err = cmdTrace(ctx, rest, stdout, stderr)
-	case "env":
-		err = cmdEnv(ctx, rest, stdout, stderr)
-	case "bench":
-		err = cmdBench(ctx, rest, stdout, stderr)
-	case "lab":
-		err = cmdLab(ctx, rest, stdout, stderr)
-	case "version", "--version":
+	switch cmd, rest := args[0], args[1:]; {
+	case commands[cmd] != nil:
+		err = commands[cmd](ctx, rest, stdout, stderr)
+	case cmd == "version", cmd == "--version":
 		fmt.Fprintln(stdout, "weft", version)
-	case "help", "-h", "--help":
+	case cmd == "help", cmd == "-h", cmd == "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "weft: unknown command %q\n\n%s", cmd, usage)
@@ -106,18 +94,13 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage of %s:\n", fs.Name())
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-}
-
 // parseFlags parses args; errors print one line naming the flag.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr)
+			fmt.Fprintf(stderr, "Usage of %s:\n", fs.Name())
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return err
 		}
 		// The flag package spells flags with one dash; weft's docs use two.
@@ -164,4 +147,14 @@ func parseVerb(cmd string, args []string, verbs map[string]string, usage string,
 		return "", "", nil, err
 	}
 	return verb, arg, api.NewClient(*runDir), nil
+}
+
+// orSelf sets *bin to this program's executable if it is empty.
+func orSelf(bin *string) (err error) {
+	if *bin == "" {
+		if *bin, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the weft binary: %w", err)
+		}
+	}
+	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/weftnet/weft/api"
 )
 
-func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdStatus(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("status", stdout)
 	asJSON := fs.Bool("json", false, "print JSON (the keys are stable)")
 	runDir := runDirFlag(fs)

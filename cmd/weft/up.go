@@ -96,7 +96,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	return o, a.Validate()
 }
 
-func cmdUp(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdUp(ctx context.Context, args []string, _, stderr io.Writer) error {
 	o, err := parseUp(args, stderr)
 	if err != nil {
 		return err
