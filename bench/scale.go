@@ -179,7 +179,9 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, n int) (p ScalePoint, err e
 	}
 	ok, err := waitAll(ctx, cfg.Timeout, nodes, func(w *lab.Weft, s *api.Status) bool {
 		return routesToAll(s, nodes, nil)
-	}, func(done int) { say("%d of %d nodes route to every other (%s)", done, n, time.Since(start).Round(time.Second)) })
+	}, func(done int) {
+		say("%d of %d nodes route to every other (%s)", done, n, time.Since(start).Round(time.Second))
+	})
 	if ok {
 		p.ConvergeSeconds = time.Since(start).Seconds()
 	}
@@ -213,7 +215,9 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, n int) (p ScalePoint, err e
 			}
 		}
 		return true
-	}, func(done int) { say("%d of %d survivors withdrew them (%s)", done, len(survivors), time.Since(start).Round(time.Second)) })
+	}, func(done int) {
+		say("%d of %d survivors withdrew them (%s)", done, len(survivors), time.Since(start).Round(time.Second))
+	})
 	if ok {
 		p.WithdrawSeconds = time.Since(start).Seconds()
 	}
