@@ -84,7 +84,18 @@ func startWeftCfg(t *testing.T, l *lab.Lab, cfg lab.WeftConfig) []*lab.Weft {
 	defer cancel()
 	cfg.Binary, cfg.Dir = weftBin, dir
 	nodes, err := l.StartWeft(ctx, cfg)
-	// Registered after t.TempDir, so it runs before dir is removed.
+	stopAtEnd(t, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// stopAtEnd stops every started node when the test ends; each must stop
+// cleanly (exit 0 on SIGTERM). If the test failed, their output goes to the
+// test log. Register it after the t.TempDir holding their files, so it runs
+// before that is removed.
+func stopAtEnd(t *testing.T, nodes []*lab.Weft) {
 	t.Cleanup(func() {
 		for _, n := range nodes {
 			if n == nil || n.Proc == nil {
@@ -104,10 +115,6 @@ func startWeftCfg(t *testing.T, l *lab.Lab, cfg lab.WeftConfig) []*lab.Weft {
 			}
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nodes
 }
 
 // weftLab is newLab plus startWeft: encrypted nodes sharing a cluster key.
