@@ -102,7 +102,8 @@ func (l *Lab) StartWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) {
 	return nodes, nil
 }
 
-// Start runs the node with its Args and waits until it answers status.
+// Start runs the node with its Args and waits until it answers status as up
+// (a gossip node answers "joining" before it holds its subnet).
 func (w *Weft) Start(ctx context.Context) error {
 	p, err := w.Host.Start(context.Background(), w.binary, w.Args...)
 	if err != nil {
@@ -126,7 +127,10 @@ func (w *Weft) Start(ctx context.Context) error {
 		default:
 		}
 		s, err := w.Status(ctx)
-		if err == nil {
+		switch {
+		case err == nil && !s.Up(): // still joining its cluster: no subnet yet
+			err = fmt.Errorf("%s is %s: %+v", w.Name, s.State, s.Join)
+		case err == nil:
 			w.Subnet, w.Addr = s.Subnet, s.Address // leased, with gossip
 		}
 		return err
