@@ -4,9 +4,19 @@
 // # Lifecycle
 //
 //	m, err := membership.New(cfg)      // validate, load StateDir/leases.json
-//	subnet, err := m.Start(ctx)        // join, claim a subnet, settle it
+//	subnet, err := m.Start(ctx)        // join (waits for a seed), claim a subnet, settle it
 //	// … create the TUN for subnet …
 //	err = m.Run(ctx, update)           // feed node.PeerSource until ctx ends, then leave
+//
+// # Joining
+//
+// A node with seeds (Config.Join) claims nothing until one has answered:
+// memberlist's Join does a push/pull with the seed, which brings the
+// cluster's members and lease table, before it returns. Until then Start
+// retries with jittered backoff, also trying a few members the lease file
+// remembers, and JoinStatus says whom it tries and why that fails (a wrong
+// gossip key reads "wrong cluster key?"). A node without seeds is the first
+// of its cluster and claims at once. See join.go.
 //
 // # What each node announces
 //

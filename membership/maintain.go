@@ -149,7 +149,7 @@ func (m *Membership) rejoin() {
 		lonely := len(m.seeds) > 0 && m.liveOthers.Load() == 0
 		wait := m.cfg.RejoinInterval
 		if lonely {
-			wait = backoff
+			wait = jitter(backoff)
 		}
 		select {
 		case <-m.stop:
@@ -167,7 +167,6 @@ func (m *Membership) rejoin() {
 				m.log.Info("joined the cluster", "seeds", m.seeds)
 			}
 			backoff = m.cfg.JoinRetry
-			m.markJoined()
 		case lonely:
 			backoff = min(2*backoff, m.cfg.JoinRetryMax)
 			m.log.Warn("no seed answered; retrying", "seeds", m.seeds, "retry_in", backoff.String(), "err", oneLine(err))
