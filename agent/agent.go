@@ -140,6 +140,9 @@ func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, e
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
+	for _, p := range cfg.Node.Peers { // gossip never hands out a static peer's subnet
+		mc.Reserved = append(mc.Reserved, p.Subnet)
+	}
 	mc.Log = cfg.Log
 	for _, k := range cfg.Node.Keys {
 		gk, err := encap.GossipKey(k)

@@ -21,7 +21,11 @@ func handleJoining(s *api.Server, cfg *Config, under node.Underlay, m *membershi
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		api.WriteJSON(w, http.StatusOK, joiningStatus(&nc, under, m.JoinStatus()))
+		st := joiningStatus(&nc, under, m.JoinStatus())
+		if st.Join.Synced {
+			st.Join.LeaseTTL = m.LeaseTTL().String()
+		}
+		api.WriteJSON(w, http.StatusOK, st)
 	})
 }
 

@@ -62,6 +62,7 @@ type JoinStatus struct {
 	LastError string    `json:"last_error,omitempty"` // why the last attempt failed, in plain words
 	Attempts  int       `json:"attempts"`             // failed attempts so far
 	Since     time.Time `json:"since"`                // when joining began
+	LeaseTTL  string    `json:"lease_ttl,omitempty"`  // once synced: the cluster's lease TTL, which the node adopts
 }
 
 // Underlay is the host interface weft's UDP traffic leaves by, and why it

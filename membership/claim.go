@@ -123,6 +123,9 @@ func (s *leaseState) contest(now time.Time) (winner claim, lost bool, losers map
 // nodes picking with us (true: contestants, whose fresh claims do not count).
 func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (netip.Prefix, effects, error) {
 	var fx effects
+	if !s.own.Subnet.IsValid() { // the cluster's TTL, before our claim can rank first
+		s.adoptTTL(&fx)
+	}
 	var base uint64 // the highest claim order outside the crowd's fresh claims
 	for name, l := range s.leases {
 		if !crowd[name] {
@@ -177,9 +180,13 @@ func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (net
 	s.own = l
 	s.leases[name] = l
 	s.tableDirty, s.rebuild = true, true
-	fx.broadcast = append(fx.broadcast, l)
+	fx.broadcast = append(fx.broadcast, aged(l, now))
 	return subnet, fx, nil
 }
+
+// reservedName names the claim of a reserved subnet; node names have no
+// spaces, so it is never a node's.
+func reservedName(p netip.Prefix) string { return "--peer " + p.String() }
 
 // announced is the claim a live member announces. Its metadata carries
 // subnet and claim order together, so every node ranks a contest from the
@@ -213,13 +220,16 @@ func (s *leaseState) claims(now time.Time, ignore func(claim) bool) *claims {
 			continue
 		}
 		mb, live := s.members[name], s.liveMember(name)
-		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && expired(l, now, s.cfg.LeaseTTL) {
+		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && s.expired(l, now) {
 			continue // announced, or forgotten
 		}
 		add(claim{name: name, subnet: l.Subnet, seq: l.Seq})
 	}
 	if s.own.Subnet.IsValid() {
 		cs.add(claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq})
+	}
+	for _, p := range s.cfg.Reserved { // static peers rank before every lease
+		cs.add(claim{name: reservedName(p), subnet: p, seq: 0})
 	}
 	return cs
 }

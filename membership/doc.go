@@ -38,7 +38,23 @@
 // table is shared by broadcasts and push/pull and kept in leases.json. A
 // gone node's lease stays reserved for LeaseTTL after it was last seen alive;
 // Release frees it earlier. Leases are keyed by node name: a node restarting
-// under its name, even at a new address, gets its subnet back.
+// under its name, even at a new address, gets its subnet back. Subnets of
+// static peers (Config.Reserved) rank before every lease: never handed out,
+// never routed to a member that announces them.
+//
+// Clocks: a record carries how long ago its owner was seen alive (SeenAgo),
+// and the receiver turns that into a time on its own clock, so nodes whose
+// clocks disagree by any amount still expire a lease at the same moment.
+// Records without an age (older versions) count as seen MaxClockSkew later,
+// never after now; tombstones, whose ReleasedAt is the releaser's clock,
+// are kept MaxClockSkew longer; no time from the network lies ahead of now.
+//
+// The TTL is the cluster's: each node announces the TTL it uses in its
+// metadata (v2) and uses that of the live member whose claim ranks first —
+// the oldest lease, the same member on every node — announcing it in turn,
+// so the value outlives the node that set it. A node whose --lease-ttl
+// differs logs that it adopts the cluster's (before it claims, so it
+// cannot impose its own by getting its old, first-ranked lease back).
 //
 // # State machine and driver
 //

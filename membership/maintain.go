@@ -82,6 +82,9 @@ func (m *Membership) apply(fx effects) {
 		close(m.lost)
 	}
 	m.mu.Unlock()
+	if fx.reannounce && m.ml != nil {
+		m.ml.UpdateNode(time.Millisecond) // called from the maintain goroutine or Start only
+	}
 	if m.queue != nil {
 		for _, l := range fx.broadcast {
 			m.broadcast(l)
@@ -112,9 +115,16 @@ func (m *Membership) emit(n note) {
 	case "leased":
 		m.log.Info("member leased a subnet", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
 	case string(peer.Dead):
-		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
+		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.LeaseTTL())
 	case string(peer.Left):
-		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
+		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.LeaseTTL())
+	case "ttl":
+		if n.ttl != m.cfg.LeaseTTL {
+			m.log.Warn("the cluster's lease TTL differs from ours (--lease-ttl); using the cluster's, set by the oldest lease",
+				"ttl", n.ttl.String(), "ours", m.cfg.LeaseTTL.String(), "peer", n.name)
+		} else {
+			m.log.Info("using our lease TTL again", "ttl", n.ttl.String())
+		}
 	case "expired":
 		m.log.Info("lease expired; its subnet is free again", "peer", n.name, "subnet", n.subnet)
 	case "requested taken":
