@@ -9,9 +9,11 @@ package membership
 // quiet down (awaitJoins), then treats the other nodes that had no subnet
 // yet, its crowd, as equals: it ignores their fresh claims when looking for a
 // free subnet, takes the claim order one above everything else, and takes
-// the free subnet whose position is its rank by name in the crowd. Nodes that
-// see the same crowd thus pick distinct subnets, and when views differ, the
-// contest still falls to the name, the same way on every run. After a claim
+// one of the crowdSpread free subnets that its rank by name in the crowd
+// owns, by a hash of its name. Nodes that see the same crowd thus pick
+// distinct subnets; when views differ, two nodes of one rank still collide
+// only once in crowdSpread, and the contest falls to the name, the same way
+// on every run. After a claim
 // it waits for the crowd's claims to arrive (settle) and picks again if one
 // beats it (contest).
 //
@@ -26,9 +28,17 @@ import (
 	"github.com/weftnet/weft/peer"
 )
 
-// maxClaimRounds bounds how often Start picks again after losing a contest;
-// each round settles at least the winner of every contested subnet.
-const maxClaimRounds = 32
+// crowdSpread is how many free subnets each rank in a crowd picks among.
+const crowdSpread = 4
+
+// spreadHash mixes a node's name and its pick count (FNV-1a).
+func spreadHash(name string, pick int) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint64(name[i])) * 1099511628211
+	}
+	return (h ^ uint64(pick)) * 1099511628211
+}
 
 // awaitJoins adds to crowd the live members that have no subnet yet (true
 // for those that had no lease either: contestants) and returns how long to
@@ -158,13 +168,34 @@ func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (net
 		}
 	}
 	if !subnet.IsValid() {
-		skip := 0
+		rank, contestants := 0, 0
 		for n, contestant := range crowd {
-			if contestant && n < name {
-				skip++
+			if contestant {
+				contestants++
+				if n < name {
+					rank++
+				}
 			}
 		}
+		skip := 0
+		if contestants > 0 {
+			// Each rank owns crowdSpread free subnets and takes one of them
+			// by a hash of its name and pick: where two nodes' views of the
+			// crowd differ and give them one rank, they still collide only
+			// once in crowdSpread.
+			skip = rank*crowdSpread + int(spreadHash(name, s.picks)%crowdSpread)
+		}
+		s.picks++
 		p, err := pickFree(s.cfg.Network, s.cfg.SubnetLen, name, cs, skip)
+		// A small network may not have crowdSpread free subnets per rank:
+		// then one per rank, then the first free one.
+		for _, fallback := range []int{rank, 0} {
+			if err == nil || fallback >= skip {
+				break
+			}
+			skip = fallback
+			p, err = pickFree(s.cfg.Network, s.cfg.SubnetLen, name, cs, skip)
+		}
 		if err != nil {
 			return netip.Prefix{}, fx, err
 		}

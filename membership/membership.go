@@ -199,7 +199,10 @@ func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	for round := 1; round <= maxClaimRounds; round++ {
+	// Rounds are not bounded: each settles at least the winner of every
+	// contested subnet, and a node that has served no address yet never
+	// gives up its start over a lost contest (only ctx ends it).
+	for round := 1; ; round++ {
 		m.rounds = round
 		m.mu.Lock()
 		subnet, fx, err := m.st.pick(crowd, round == 1, time.Now())
@@ -228,9 +231,8 @@ func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
 		// Every loser of this round's contests picks again; they rank
 		// themselves among each other as the crowd did.
 		crowd = losers
-		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name)
+		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name, "round", round)
 	}
-	return netip.Prefix{}, fmt.Errorf("no subnet settled after %d rounds of competing claims", maxClaimRounds)
 }
 
 // awaitJoins waits, while other members have no subnet yet, until no member

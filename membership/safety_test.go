@@ -148,3 +148,14 @@ func TestReservedSubnets(t *testing.T) {
 		t.Fatalf("s routes a reserved subnet: %v, notes %+v", owners(s), fx.notes)
 	}
 }
+
+// A crowd larger than the network's free subnets over crowdSpread still
+// spreads: one subnet per rank, then the first free one.
+func TestCrowdSmallNetwork(t *testing.T) {
+	small := func(c *Config) { c.Network = netip.MustParsePrefix("10.9.0.0/22") }
+	s := simNode("c", 1, small)
+	crowd := map[string]bool{"a": true, "b": true}
+	if p := mustPick(t, s, crowd, t0); p != netip.MustParsePrefix("10.9.3.0/24") {
+		t.Fatalf("rank 2 of a crowd of 3 in a /22 of /24s picked %s, want the third free, 10.9.3.0/24", p)
+	}
+}

@@ -42,6 +42,7 @@ type leaseState struct {
 
 	leases         map[string]Lease
 	own            Lease              // our record; zero Subnet until pick
+	picks          int                // picks made, to vary the spread of each
 	started        bool               // the claim settled: a lost contest now ends the node
 	lost           bool               // the loss of our subnet was reported
 	reassert       uint64             // a record of our name at this version contradicts ours
