@@ -45,26 +45,50 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.Node.Peers) > 0 {
 		sources = append(sources, peer.StaticSet(cfg.Node.Peers))
 	}
+	srv := api.NewServer()
+	srv.Handle("/debug/pprof/", api.Profiles())
 	var m *membership.Membership
+	var closeSrv func()
 	if cfg.GossipPort != 0 {
-		if m, err = startMembership(ctx, &cfg, under.Addr); err != nil {
+		if m, err = newMembership(&cfg, under.Addr); err != nil {
 			return err
 		}
+		handleLeases(srv, m)
+		// Answer status while joining, which may take long (a seed that
+		// does not answer): the node's own handler replaces this one once
+		// it is up.
+		handleJoining(srv, &cfg, under, m)
+		if closeSrv, err = srv.Serve(ctx, cfg.RunDir); err != nil {
+			m.Close()
+			return err
+		}
+		subnet, err := m.Start(ctx)
+		if err != nil {
+			closeSrv()
+			if ctx.Err() != nil {
+				log.Info("stopped while joining the cluster", "err", err)
+				return nil
+			}
+			return err
+		}
+		cfg.Node.Subnet = subnet
 		sources = append(sources, m)
+	} else {
+		handleLeases(srv, nil)
 	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
 	if err != nil {
 		closeGossip(m)
+		if closeSrv != nil {
+			closeSrv()
+		}
 		return err
 	}
-	srv := api.NewServer()
 	n.Handlers(srv)
-	handleLeases(srv, m)
-	srv.Handle("/debug/pprof/", api.Profiles())
 	if m != nil && !cfg.Node.Insecure {
 		n.SetKeyHook(gossipKeys{m})
 	}
-	stop, err := publish(ctx, &cfg, n, m, srv)
+	stop, err := publish(ctx, &cfg, n, m, srv, closeSrv)
 	if err != nil {
 		n.Close()
 		closeGossip(m)
@@ -76,12 +100,14 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// publish makes the running node visible on the host: the control socket,
-// subnet.env and metrics. stop takes the first two away again.
-func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, srv *api.Server) (stop func(), err error) {
-	closeSrv, err := srv.Serve(ctx, cfg.RunDir)
-	if err != nil {
-		return nil, err
+// publish makes the running node visible on the host: the control socket
+// (unless it is served already: closeSrv), subnet.env and metrics. stop
+// takes the first two away again; on error they are taken away.
+func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, srv *api.Server, closeSrv func()) (stop func(), err error) {
+	if closeSrv == nil {
+		if closeSrv, err = srv.Serve(ctx, cfg.RunDir); err != nil {
+			return nil, err
+		}
 	}
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
 	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
@@ -106,14 +132,17 @@ func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membe
 	return stop, nil
 }
 
-// startMembership joins the cluster and settles this node's subnet, which
-// the node needs before it can create its TUN; it sets cfg.Node.Subnet.
-func startMembership(ctx context.Context, cfg *Config, advertise netip.Addr) (*membership.Membership, error) {
+// newMembership configures this node's membership; its Start joins the
+// cluster and settles the subnet the node needs before it can create its TUN.
+func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, error) {
 	mc := membership.DefaultConfig()
 	mc.Name, mc.Advertise, mc.GossipPort, mc.Join = cfg.Node.Name, advertise, cfg.GossipPort, cfg.Join
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
+	for _, p := range cfg.Node.Peers { // gossip never hands out a static peer's subnet
+		mc.Reserved = append(mc.Reserved, p.Subnet)
+	}
 	mc.Log = cfg.Log
 	for _, k := range cfg.Node.Keys {
 		gk, err := encap.GossipKey(k)
@@ -125,17 +154,7 @@ func startMembership(ctx context.Context, cfg *Config, advertise netip.Addr) (*m
 	if cfg.Gossip != nil {
 		cfg.Gossip(&mc)
 	}
-	m, err := membership.New(mc)
-	if err != nil {
-		return nil, err
-	}
-	subnet, err := m.Start(ctx)
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	cfg.Node.Subnet = subnet
-	return m, nil
+	return membership.New(mc)
 }
 
 // closeGossip leaves the cluster after a failed start.

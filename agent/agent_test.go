@@ -68,6 +68,12 @@ func freePort(t *testing.T) uint16 {
 // seeds; it stops when the test ends.
 func startAgent(t *testing.T, name string, key []byte, seeds ...string) *testAgent {
 	t.Helper()
+	return startAgentOn(t, name, key, freePort(t), seeds...)
+}
+
+// startAgentOn is startAgent with gossip on the loopback port gossipPort.
+func startAgentOn(t *testing.T, name string, key []byte, gossipPort uint16, seeds ...string) *testAgent {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Node.Name = name
 	cfg.Node.Advertise = loopback
@@ -75,7 +81,7 @@ func startAgent(t *testing.T, name string, key []byte, seeds ...string) *testAge
 	cfg.Node.Keys = [][]byte{key}
 	cfg.Node.ProbeInterval = 100 * time.Millisecond
 	cfg.RunDir, cfg.StateDir = t.TempDir(), t.TempDir()
-	cfg.GossipPort = int(freePort(t))
+	cfg.GossipPort = int(gossipPort)
 	cfg.Join = seeds
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &testAgent{cfg: cfg, tun: make(chan *tunneltest.Device, 1), client: api.NewClient(cfg.RunDir),
@@ -111,16 +117,17 @@ func (a *testAgent) stop(t *testing.T) {
 	}
 }
 
-// status waits for the agent's control socket to answer with a subnet.
+// status waits for the agent's control socket to answer that it is up,
+// with a subnet.
 func (a *testAgent) status(t *testing.T) *api.Status {
 	t.Helper()
 	var s *api.Status
-	testenv.WaitFor(t, patience, a.cfg.Node.Name+" answering on its control socket", func() bool {
+	testenv.WaitFor(t, patience, a.cfg.Node.Name+" up on its control socket", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var err error
 		s, err = a.client.Status(ctx)
-		return err == nil
+		return err == nil && s.Up()
 	})
 	return s
 }

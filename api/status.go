@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -8,8 +9,16 @@ import (
 )
 
 // Status is what `weft status` shows. Its JSON keys are a contract.
+//
+// A node with gossip and seeds answers while it is still joining the
+// cluster: then State is "joining", Join says how joining goes, and the
+// fields of the data plane (address, subnet, mtu, tun, peers, …) are zero,
+// since it has no subnet yet. Once it is up, State is "up" and Join is left
+// out.
 type Status struct {
 	Name          string            `json:"name"`
+	State         string            `json:"state"`          // StateJoining or StateUp; empty is up (the node's own Status)
+	Join          *JoinStatus       `json:"join,omitempty"` // while joining
 	Address       netip.Addr        `json:"address"`
 	Subnet        netip.Prefix      `json:"subnet"`
 	Network       netip.Prefix      `json:"network"`
@@ -24,6 +33,36 @@ type Status struct {
 	Encryption    EncryptionStatus  `json:"encryption"`
 	IO            IOStatus          `json:"io"`
 	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
+}
+
+// States of a node in Status.
+const (
+	StateJoining = "joining" // waiting for a seed to answer, or settling its subnet
+	StateUp      = "up"      // it holds its subnet and routes
+)
+
+// MarshalJSON writes an empty State as StateUp: the data plane builds its
+// Status only once the node is up.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status
+	if s.State == "" {
+		s.State = StateUp
+	}
+	return json.Marshal(plain(s))
+}
+
+// Up reports whether the node is up (holds its subnet and routes).
+func (s *Status) Up() bool { return s.State == "" || s.State == StateUp }
+
+// JoinStatus is how joining the cluster goes (membership.JoinStatus).
+type JoinStatus struct {
+	Seeds     []string  `json:"seeds"`                // --join
+	Known     []string  `json:"known,omitempty"`      // members the lease file remembers, tried as well
+	Synced    bool      `json:"synced"`               // a seed answered and the lease table is synced: settling a subnet
+	LastError string    `json:"last_error,omitempty"` // why the last attempt failed, in plain words
+	Attempts  int       `json:"attempts"`             // failed attempts so far
+	Since     time.Time `json:"since"`                // when joining began
+	LeaseTTL  string    `json:"lease_ttl,omitempty"`  // once synced: the cluster's lease TTL, which the node adopts
 }
 
 // Underlay is the host interface weft's UDP traffic leaves by, and why it

@@ -12,6 +12,10 @@ import (
 // WriteText writes the status as `weft status` prints it: the node, its
 // peers as a table, broken paths and drops.
 func (s *Status) WriteText(w io.Writer) {
+	if !s.Up() {
+		s.writeJoining(w)
+		return
+	}
 	fmt.Fprintf(w, "node      %s\naddress   %s\nsubnet    %s\nnetwork   %s\nmtu       %d\nuptime    %s\n",
 		s.Name, s.Address, s.Subnet, s.Network, s.MTU, time.Duration(s.UptimeSeconds)*time.Second)
 	fmt.Fprintf(w, "underlay  %s %s (mtu %d, %s)\nlisten    %s\ntun       %s (%s)\n",
@@ -73,6 +77,28 @@ func (s *Status) WriteText(w io.Writer) {
 // Ago says how long before now t was, to the second: "3s ago".
 func Ago(t time.Time) string {
 	return max(time.Since(t), 0).Round(time.Second).String() + " ago"
+}
+
+// writeJoining prints a node that is still joining its cluster.
+func (s *Status) writeJoining(w io.Writer) {
+	fmt.Fprintf(w, "node      %s\nstate     %s\nnetwork   %s\n", s.Name, s.State, s.Network)
+	j := s.Join
+	if j == nil {
+		return
+	}
+	fmt.Fprintf(w, "seeds     %s\n", strings.Join(j.Seeds, " "))
+	if len(j.Known) > 0 {
+		fmt.Fprintf(w, "known     %s (remembered members, tried as well)\n", strings.Join(j.Known, " "))
+	}
+	since := time.Since(j.Since).Round(time.Second)
+	switch {
+	case j.Synced:
+		fmt.Fprintf(w, "joined    synced with the cluster; settling a subnet (joining for %s)\n", since)
+	case j.LastError != "":
+		fmt.Fprintf(w, "waiting   for a seed to answer, %d attempts in %s; no subnet is claimed until one does\nlast err  %s\n", j.Attempts, since, j.LastError)
+	default:
+		fmt.Fprintf(w, "waiting   for a seed to answer (joining for %s)\n", since)
+	}
 }
 
 func onOff(b bool) string {

@@ -126,7 +126,8 @@ func (w *Weft) Launch() error {
 	return nil
 }
 
-// Start runs the node with its Args and waits until it answers status.
+// Start runs the node with its Args and waits until it answers status as up
+// (a gossip node answers "joining" before it holds its subnet).
 func (w *Weft) Start(ctx context.Context) error {
 	if err := w.Launch(); err != nil {
 		return err
@@ -149,7 +150,10 @@ func (w *Weft) Start(ctx context.Context) error {
 		default:
 		}
 		s, err := w.Status(ctx)
-		if err == nil {
+		switch {
+		case err == nil && !s.Up(): // still joining its cluster: no subnet yet
+			err = fmt.Errorf("%s is %s: %+v", w.Name, s.State, s.Join)
+		case err == nil:
 			w.Subnet, w.Addr = s.Subnet, s.Address // leased, with gossip
 		}
 		return err

@@ -9,9 +9,11 @@ package membership
 // quiet down (awaitJoins), then treats the other nodes that had no subnet
 // yet, its crowd, as equals: it ignores their fresh claims when looking for a
 // free subnet, takes the claim order one above everything else, and takes
-// the free subnet whose position is its rank by name in the crowd. Nodes that
-// see the same crowd thus pick distinct subnets, and when views differ, the
-// contest still falls to the name, the same way on every run. After a claim
+// one of the crowdSpread free subnets that its rank by name in the crowd
+// owns, by a hash of its name. Nodes that see the same crowd thus pick
+// distinct subnets; when views differ, two nodes of one rank still collide
+// only once in crowdSpread, and the contest falls to the name, the same way
+// on every run. After a claim
 // it waits for the crowd's claims to arrive (settle) and picks again if one
 // beats it (contest).
 //
@@ -26,9 +28,17 @@ import (
 	"github.com/weftnet/weft/peer"
 )
 
-// maxClaimRounds bounds how often Start picks again after losing a contest;
-// each round settles at least the winner of every contested subnet.
-const maxClaimRounds = 32
+// crowdSpread is how many free subnets each rank in a crowd picks among.
+const crowdSpread = 4
+
+// spreadHash mixes a node's name and its pick count (FNV-1a).
+func spreadHash(name string, pick int) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint64(name[i])) * 1099511628211
+	}
+	return (h ^ uint64(pick)) * 1099511628211
+}
 
 // awaitJoins adds to crowd the live members that have no subnet yet (true
 // for those that had no lease either: contestants) and returns how long to
@@ -123,6 +133,9 @@ func (s *leaseState) contest(now time.Time) (winner claim, lost bool, losers map
 // nodes picking with us (true: contestants, whose fresh claims do not count).
 func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (netip.Prefix, effects, error) {
 	var fx effects
+	if !s.own.Subnet.IsValid() { // the cluster's TTL, before our claim can rank first
+		s.adoptTTL(&fx)
+	}
 	var base uint64 // the highest claim order outside the crowd's fresh claims
 	for name, l := range s.leases {
 		if !crowd[name] {
@@ -155,13 +168,34 @@ func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (net
 		}
 	}
 	if !subnet.IsValid() {
-		skip := 0
+		rank, contestants := 0, 0
 		for n, contestant := range crowd {
-			if contestant && n < name {
-				skip++
+			if contestant {
+				contestants++
+				if n < name {
+					rank++
+				}
 			}
 		}
+		skip := 0
+		if contestants > 0 {
+			// Each rank owns crowdSpread free subnets and takes one of them
+			// by a hash of its name and pick: where two nodes' views of the
+			// crowd differ and give them one rank, they still collide only
+			// once in crowdSpread.
+			skip = rank*crowdSpread + int(spreadHash(name, s.picks)%crowdSpread)
+		}
+		s.picks++
 		p, err := pickFree(s.cfg.Network, s.cfg.SubnetLen, name, cs, skip)
+		// A small network may not have crowdSpread free subnets per rank:
+		// then one per rank, then the first free one.
+		for _, fallback := range []int{rank, 0} {
+			if err == nil || fallback >= skip {
+				break
+			}
+			skip = fallback
+			p, err = pickFree(s.cfg.Network, s.cfg.SubnetLen, name, cs, skip)
+		}
 		if err != nil {
 			return netip.Prefix{}, fx, err
 		}
@@ -177,9 +211,13 @@ func (s *leaseState) pick(crowd map[string]bool, first bool, now time.Time) (net
 	s.own = l
 	s.leases[name] = l
 	s.tableDirty, s.rebuild = true, true
-	fx.broadcast = append(fx.broadcast, l)
+	fx.broadcast = append(fx.broadcast, aged(l, now))
 	return subnet, fx, nil
 }
+
+// reservedName names the claim of a reserved subnet; node names have no
+// spaces, so it is never a node's.
+func reservedName(p netip.Prefix) string { return "--peer " + p.String() }
 
 // announced is the claim a live member announces. Its metadata carries
 // subnet and claim order together, so every node ranks a contest from the
@@ -213,13 +251,16 @@ func (s *leaseState) claims(now time.Time, ignore func(claim) bool) *claims {
 			continue
 		}
 		mb, live := s.members[name], s.liveMember(name)
-		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && expired(l, now, s.cfg.LeaseTTL) {
+		if live && mb.meta.Subnet == l.Subnet && mb.meta.Seq == l.Seq || !live && s.expired(l, now) {
 			continue // announced, or forgotten
 		}
 		add(claim{name: name, subnet: l.Subnet, seq: l.Seq})
 	}
 	if s.own.Subnet.IsValid() {
 		cs.add(claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq})
+	}
+	for _, p := range s.cfg.Reserved { // static peers rank before every lease
+		cs.add(claim{name: reservedName(p), subnet: p, seq: 0})
 	}
 	return cs
 }

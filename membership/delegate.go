@@ -30,7 +30,7 @@ var (
 func (d *delegate) NodeMeta(limit int) []byte {
 	m := d.m
 	m.mu.Lock()
-	md := meta{Name: m.cfg.Name, Network: m.cfg.Network, Endpoint: m.cfg.DataEndpoint, Subnet: m.st.own.Subnet, Seq: m.st.own.Seq}
+	md := meta{Name: m.cfg.Name, Network: m.cfg.Network, Endpoint: m.cfg.DataEndpoint, Subnet: m.st.own.Subnet, Seq: m.st.own.Seq, LeaseTTL: m.st.ttl}
 	if m.leaving {
 		md.Flags |= flagLeaving
 	}

@@ -4,9 +4,19 @@
 // # Lifecycle
 //
 //	m, err := membership.New(cfg)      // validate, load StateDir/leases.json
-//	subnet, err := m.Start(ctx)        // join, claim a subnet, settle it
+//	subnet, err := m.Start(ctx)        // join (waits for a seed), claim a subnet, settle it
 //	// … create the TUN for subnet …
 //	err = m.Run(ctx, update)           // feed node.PeerSource until ctx ends, then leave
+//
+// # Joining
+//
+// A node with seeds (Config.Join) claims nothing until one has answered:
+// memberlist's Join does a push/pull with the seed, which brings the
+// cluster's members and lease table, before it returns. Until then Start
+// retries with jittered backoff, also trying a few members the lease file
+// remembers, and JoinStatus says whom it tries and why that fails (a wrong
+// gossip key reads "wrong cluster key?"). A node without seeds is the first
+// of its cluster and claims at once. See join.go.
 //
 // # What each node announces
 //
@@ -28,7 +38,23 @@
 // table is shared by broadcasts and push/pull and kept in leases.json. A
 // gone node's lease stays reserved for LeaseTTL after it was last seen alive;
 // Release frees it earlier. Leases are keyed by node name: a node restarting
-// under its name, even at a new address, gets its subnet back.
+// under its name, even at a new address, gets its subnet back. Subnets of
+// static peers (Config.Reserved) rank before every lease: never handed out,
+// never routed to a member that announces them.
+//
+// Clocks: a record carries how long ago its owner was seen alive (SeenAgo),
+// and the receiver turns that into a time on its own clock, so nodes whose
+// clocks disagree by any amount still expire a lease at the same moment.
+// Records without an age (older versions) count as seen MaxClockSkew later,
+// never after now; tombstones, whose ReleasedAt is the releaser's clock,
+// are kept MaxClockSkew longer; no time from the network lies ahead of now.
+//
+// The TTL is the cluster's: each node announces the TTL it uses in its
+// metadata (v2) and uses that of the live member whose claim ranks first —
+// the oldest lease, the same member on every node — announcing it in turn,
+// so the value outlives the node that set it. A node whose --lease-ttl
+// differs logs that it adopts the cluster's (before it claims, so it
+// cannot impose its own by getting its old, first-ranked lease back).
 //
 // # State machine and driver
 //
@@ -44,22 +70,29 @@
 // # Failure detection
 //
 // With DefaultConfig memberlist runs its LAN timing (ProbeInterval 1s,
-// ProbeTimeout 500ms, SuspicionMult 4, SuspicionMaxTimeoutMult 6). After a
-// crash:
+// ProbeTimeout 500ms, SuspicionMaxTimeoutMult 6) with SuspicionMult 3
+// instead of 4. After a crash:
 //
 //   - some member probes the dead node within about a ProbeInterval (each of
 //     the n members probes one member per interval, in shuffled rounds);
 //   - the probe fails after the direct timeout and the indirect pings, by
 //     the end of that interval: the node is suspect about 1–2 s in;
 //   - it is declared dead when the suspicion timeout runs out. That is
-//     SuspicionMult × max(1, log10 n) × ProbeInterval = 4 s up to 10 members
-//     (8 s at 100, 12 s at 1000) once two other members have confirmed the
-//     suspicion by failing their own probes, up to 6× that without
-//     confirmations; in a cluster of five they come within a few seconds.
+//     SuspicionMult × max(1, log10 n) × ProbeInterval = 3 s up to 10 members
+//     (6 s at 100, 6.9 s at 200, 9 s at 1000) once SuspicionMult−2 = 1 other
+//     member has confirmed the suspicion by failing its own probe, up to 6×
+//     that without confirmation. The more members, the sooner a second
+//     member probes the dead one (each probes one member per interval).
 //
-// So a crashed node leaves every peer set about 5–7 s after the crash in a
-// small cluster, 10 s or more from some hundred members on
-// (BenchmarkFailureDetection measures it). A node that stops with SIGTERM
+// So a crashed node leaves every peer set about 4–6 s after the crash in a
+// small cluster and, by this arithmetic, about 9 s at 200 members (1–2 s to
+// suspect, 6.9 s of suspicion, gossip of the death); with the LAN preset's
+// SuspicionMult 4 it was over 12 s there. The price: a member that misses
+// every probe for that long (a paused VM, a saturated link) is declared
+// dead and drops out of the routes until it refutes, which it does as soon
+// as it hears of it; memberlist's awareness (Lifeguard) lengthens the probe
+// timeouts of a node that is itself slow. BenchmarkFailureDetection
+// measures small clusters on loopback. A node that stops with SIGTERM
 // (Run's context ends) leaves gracefully and is "left" everywhere at once.
 //
 // memberlist (v0.7.0) does not tell its delegates when it suspects a member
@@ -68,6 +101,27 @@
 // (an answered probe or an event) for two rounds of our probes, which
 // reach every member once per round. Mostly that is a member we cannot
 // reach while others still can; a crashed member is usually dead before.
+// That threshold grows with the cluster (probeInterval × (2n+4): about 7
+// minutes at 200 members), because our own probes are the only direct
+// evidence the delegates get and they reach a given member once per n
+// intervals; a constant threshold on that evidence would mark healthy
+// members suspect in any cluster larger than it. Routes do not depend on
+// it (suspect members stay routed; dead ones go, as above). A constant
+// bound needs either memberlist's suspicion state (not exposed) or direct
+// pings of members unheard for a fixed time, O(n) pings per node per
+// period: not done.
+//
+// # Crowds
+//
+// Nodes starting together rank themselves by name among the crowd they see
+// and each rank picks among crowdSpread (4) free subnets by a hash of its
+// name: where views of the crowd differ and two nodes take one rank, they
+// still collide only once in four. In TestThousandMembers (1,000 nodes
+// leasing within two seconds, random gossip delays) 29 nodes lost a first
+// contest and picked again, against 114 with one subnet per rank. A
+// contest lost during Start is re-picked in process, without a bound on
+// rounds: the node has served no address yet. After Start, a lost subnet
+// ends Run with ErrSubnetLost, since addresses were handed out from it.
 //
 // # Partitions
 //
@@ -88,6 +142,11 @@
 // overloaded two-core machine, gossip took longer than the settle window
 // and a node lost its subnet after it had settled. Memory grows with the
 // square of the cluster there (every member keeps every other member and
-// lease). Larger clusters are the subject of the cluster-size work, which
-// starts from TestThousandMembers: the state machine alone, no memberlist.
+// lease). TestThousandMembers runs the state machine alone for 1,000 nodes
+// in one process and peaks at about 1.3–1.5 GB: some 650 B per member
+// view, of which the meta (name, network, subnet, endpoint, address, kept
+// per member as memberlist announced it) and the lease record repeat the
+// name and subnet. Sharing one interned copy would save perhaps a third;
+// a real node keeps one view of n members, so at 1,000 members that is
+// under a megabyte, and it was left as it is.
 package membership

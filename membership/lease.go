@@ -39,7 +39,20 @@ type Lease struct {
 	Endpoint   netip.AddrPort `json:"endpoint"`             // the owner's data endpoint
 	LastSeen   time.Time      `json:"last_seen,omitzero"`   // when a node last saw the owner alive
 	Released   bool           `json:"released,omitempty"`   // tombstone: an operator freed the subnet
-	ReleasedAt time.Time      `json:"released_at,omitzero"` // tombstones are forgotten LeaseTTL after
+	ReleasedAt time.Time      `json:"released_at,omitzero"` // tombstones are forgotten LeaseTTL (+ MaxClockSkew) after
+	// SeenAgo is 1ns more than how long before the record was sent its
+	// owner was last seen alive, by the sender's clock: the receiver's
+	// LastSeen is its own now minus that, so nodes whose clocks differ
+	// agree on when a lease expires. Zero: not set (an older version).
+	SeenAgo time.Duration `json:"seen_ago_ns,omitzero"`
+}
+
+// aged returns l as sent at now: with SeenAgo from its LastSeen.
+func aged(l Lease, now time.Time) Lease {
+	if !l.LastSeen.IsZero() {
+		l.SeenAgo = max(now.Sub(l.LastSeen), 0) + 1
+	}
+	return l
 }
 
 // sameContent compares everything that a merge orders by Version.
@@ -84,11 +97,12 @@ func mergeLease(cur Lease, have bool, in Lease) (Lease, bool) {
 }
 
 // expired says whether a record of an owner that is not alive can be
-// forgotten: a lease LeaseTTL after its owner was last seen, a tombstone
-// LeaseTTL after the release.
-func expired(l Lease, now time.Time, ttl time.Duration) bool {
+// forgotten: a lease ttl after its owner was last seen (LastSeen is on our
+// clock: merge converts), a tombstone ttl + skew after the release (its
+// ReleasedAt is on the releaser's clock).
+func expired(l Lease, now time.Time, ttl, skew time.Duration) bool {
 	if l.Released {
-		return now.Sub(l.ReleasedAt) >= ttl
+		return now.Sub(l.ReleasedAt) >= ttl+skew
 	}
 	return now.Sub(l.LastSeen) >= ttl
 }

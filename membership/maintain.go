@@ -82,6 +82,9 @@ func (m *Membership) apply(fx effects) {
 		close(m.lost)
 	}
 	m.mu.Unlock()
+	if fx.reannounce && m.ml != nil {
+		m.ml.UpdateNode(time.Millisecond) // called from the maintain goroutine or Start only
+	}
 	if m.queue != nil {
 		for _, l := range fx.broadcast {
 			m.broadcast(l)
@@ -112,9 +115,16 @@ func (m *Membership) emit(n note) {
 	case "leased":
 		m.log.Info("member leased a subnet", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint)
 	case string(peer.Dead):
-		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
+		m.log.Warn("member failed; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.LeaseTTL())
 	case string(peer.Left):
-		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.cfg.LeaseTTL)
+		m.log.Info("member left; its subnet stays reserved", "peer", n.name, "subnet", n.subnet, "endpoint", n.endpoint, "ttl", m.LeaseTTL())
+	case "ttl":
+		if n.ttl != m.cfg.LeaseTTL {
+			m.log.Warn("the cluster's lease TTL differs from ours (--lease-ttl); using the cluster's, set by the oldest lease",
+				"ttl", n.ttl.String(), "ours", m.cfg.LeaseTTL.String(), "peer", n.name)
+		} else {
+			m.log.Info("using our lease TTL again", "ttl", n.ttl.String())
+		}
 	case "expired":
 		m.log.Info("lease expired; its subnet is free again", "peer", n.name, "subnet", n.subnet)
 	case "requested taken":
@@ -149,7 +159,7 @@ func (m *Membership) rejoin() {
 		lonely := len(m.seeds) > 0 && m.liveOthers.Load() == 0
 		wait := m.cfg.RejoinInterval
 		if lonely {
-			wait = backoff
+			wait = jitter(backoff)
 		}
 		select {
 		case <-m.stop:
@@ -167,7 +177,6 @@ func (m *Membership) rejoin() {
 				m.log.Info("joined the cluster", "seeds", m.seeds)
 			}
 			backoff = m.cfg.JoinRetry
-			m.markJoined()
 		case lonely:
 			backoff = min(2*backoff, m.cfg.JoinRetryMax)
 			m.log.Warn("no seed answered; retrying", "seeds", m.seeds, "retry_in", backoff.String(), "err", oneLine(err))

@@ -43,7 +43,8 @@ var (
 type Membership struct {
 	cfg        Config
 	log        *slog.Logger
-	seeds      []string
+	seeds      []string // --join, as host:port
+	known      []string // gossip addresses of other nodes in the lease file: extra seeds
 	file       string
 	learnFirst bool // the lease file was corrupt: learn the cluster's table before claiming
 
@@ -59,13 +60,11 @@ type Membership struct {
 
 	wake      chan struct{} // cap 1: something changed; the maintain goroutine looks
 	published chan struct{} // cap 1: a new peer set is ready for Run
-	joined    chan struct{} // closed at the first successful join
 	lost      chan struct{} // closed when our subnet is lost after Start
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	startOnce atomic.Bool
 	running   atomic.Bool
-	joinOnce  sync.Once
 	closeOnce sync.Once
 	closeErr  error
 	rounds    int // claim rounds Start needed (1 without a contest)
@@ -73,6 +72,7 @@ type Membership struct {
 	mu           sync.Mutex  // a leaf lock: never held while calling memberlist or doing I/O
 	st           *leaseState // the lease state machine
 	leaving      bool
+	joinSt       JoinStatus
 	nameConflict netip.AddrPort  // gossip address of another node announcing our name
 	notes        []note          // log lines for the maintain goroutine
 	warned       map[string]bool // reason+name already logged
@@ -93,7 +93,6 @@ func New(cfg Config) (*Membership, error) {
 		file:      filepath.Join(cfg.StateDir, LeaseFile),
 		wake:      make(chan struct{}, 1),
 		published: make(chan struct{}, 1),
-		joined:    make(chan struct{}),
 		lost:      make(chan struct{}),
 		stop:      make(chan struct{}),
 		st:        newLeaseState(cfg),
@@ -116,15 +115,19 @@ func New(cfg Config) (*Membership, error) {
 	for _, err := range m.st.load(ls, now) {
 		m.log.Warn("ignoring a record of the lease file", "err", err)
 	}
+	m.known = knownMembers(ls, cfg.Name)
+	m.joinSt.Seeds = slices.Clone(m.seeds)
 	return m, nil
 }
 
 // Start joins the cluster and leases this node's subnet, which it returns:
-// it creates the memberlist, joins a seed (or, if none answers, keeps trying
-// in the background), merges the cluster's lease table that the join brings,
-// claims a subnet (the requested one, else its old one, else the first free
-// one), and waits SettleWindow for competing claims, re-picking if one beats
-// it. ctx bounds the whole start. On error nothing is left running.
+// it creates the memberlist, joins a seed — retrying until one answers, with
+// no subnet claimed meanwhile (join.go; JoinStatus says how it goes) — which
+// merges the cluster's lease table into ours, claims a subnet (the requested
+// one, else its old one, else a free one), and waits SettleWindow for
+// competing claims, re-picking if one beats it. Without seeds the node is
+// the first of its cluster and claims at once. ctx bounds the whole start
+// (a SIGTERM while joining ends it). On error nothing is left running.
 func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	if !m.startOnce.CompareAndSwap(false, true) {
 		return netip.Prefix{}, errors.New("membership: Start called twice")
@@ -145,13 +148,11 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	self := ml.LocalNode()
 	a, _ := netip.AddrFromSlice(self.Addr)
 	m.gossip = netip.AddrPortFrom(a.Unmap(), self.Port)
+	m.seeds, m.known = m.dropSelf(m.seeds), m.dropSelf(m.known)
 	m.mu.Lock()
 	m.st.gossip, m.st.probeInterval = m.gossip, m.probeInterval
+	m.joinSt.Seeds, m.joinSt.Known, m.joinSt.Since = slices.Clone(m.seeds), slices.Clone(m.known), time.Now()
 	m.mu.Unlock()
-	m.seeds = slices.DeleteFunc(m.seeds, func(s string) bool { // a shared seed list may name us
-		ap, err := netip.ParseAddrPort(s)
-		return err == nil && netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == m.gossip
-	})
 	defer func() {
 		if err == nil {
 			return
@@ -198,7 +199,10 @@ func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	for round := 1; round <= maxClaimRounds; round++ {
+	// Rounds are not bounded: each settles at least the winner of every
+	// contested subnet, and a node that has served no address yet never
+	// gives up its start over a lost contest (only ctx ends it).
+	for round := 1; ; round++ {
 		m.rounds = round
 		m.mu.Lock()
 		subnet, fx, err := m.st.pick(crowd, round == 1, time.Now())
@@ -227,9 +231,8 @@ func (m *Membership) claim(ctx context.Context) (netip.Prefix, error) {
 		// Every loser of this round's contests picks again; they rank
 		// themselves among each other as the crowd did.
 		crowd = losers
-		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name)
+		m.log.Info("another node's claim ranks first; picking another subnet", "subnet", subnet, "peer", w.name, "round", round)
 	}
-	return netip.Prefix{}, fmt.Errorf("no subnet settled after %d rounds of competing claims", maxClaimRounds)
 }
 
 // awaitJoins waits, while other members have no subnet yet, until no member
@@ -277,34 +280,6 @@ func (m *Membership) settle(ctx context.Context) error {
 
 // GossipAddr is the address and port gossip listens on (known after Start).
 func (m *Membership) GossipAddr() netip.AddrPort { return m.gossip }
-
-// join contacts the seeds once. If none answers, the rejoin goroutine keeps
-// trying; Start waits for it only when the lease file was lost, since then it
-// must learn the leases before it may claim.
-func (m *Membership) join(ctx context.Context) error {
-	if len(m.seeds) == 0 {
-		if m.learnFirst {
-			m.log.Warn("no seeds to learn leases from: this node is the first of its cluster, claiming from an empty table")
-		}
-		return nil
-	}
-	if n, err := m.ml.Join(m.seeds); n == 0 {
-		m.log.Warn("no seed answered; retrying in the background", "seeds", m.seeds, "err", oneLine(err))
-		if !m.learnFirst {
-			return nil
-		}
-		select {
-		case <-m.joined:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for a seed to learn the leases from (the lease file was corrupt): %w", ctx.Err())
-		}
-	} else {
-		m.markJoined()
-	}
-	return m.resolveNameConflict(ctx)
-}
-
-func (m *Membership) markJoined() { m.joinOnce.Do(func() { close(m.joined) }) }
 
 // resolveNameConflict handles the cluster knowing our name at another
 // address: a copy of this node, or this node's previous run, which may have

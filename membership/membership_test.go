@@ -3,7 +3,6 @@ package membership
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -273,27 +272,6 @@ func TestFullNetwork(t *testing.T) {
 	if want := "no free /24 left in 10.9.0.0/22: 3 leased"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
-}
-
-func TestSeedRetry(t *testing.T) {
-	// Reserve a port for a seed that is not up yet.
-	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	n1 := mustLaunch(t, testConfig("n1", t.TempDir(), fmt.Sprintf("127.0.0.1:%d", port)))
-	waitFor(t, 5*time.Second, "a warning that the seed does not answer", func() bool { return n1.logs.count("no seed answered") > 0 })
-
-	sc := testConfig("seed", t.TempDir())
-	sc.GossipPort = port
-	sc.Subnet = netip.MustParsePrefix("10.244.50.0/24")
-	seed, err := launch(t, sc)
-	if err != nil {
-		t.Skipf("the reserved port was taken meanwhile: %v", err)
-	}
-	waitFor(t, 10*time.Second, "n1 and the late seed find each other", func() bool { return n1.sees(seed) && seed.sees(n1) })
 }
 
 func TestCorruptLeaseFile(t *testing.T) {

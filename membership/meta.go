@@ -14,6 +14,11 @@ package membership
 //	endpoint  addr + u16 port  underlay data endpoint
 //	address   addr    overlay address (the subnet's network address)
 //
+// Version 2 appends:
+//
+//	ttl       u64     the lease TTL in force at the node, in milliseconds
+//	                  (LeaseTTL, as adopted from the cluster)
+//
 // addr is a u8 length (0, 4 or 16) and the address bytes; prefix is an addr
 // followed, when the length is not 0, by a u8 prefix length. Later versions
 // only append fields, so an older decoder reads the v1 fields and ignores the
@@ -23,10 +28,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"time"
 )
 
-const metaVersion = 1
+const metaVersion = 2
 
 // Flag and capability bits of the metadata word. Unknown bits are ignored.
 const (
@@ -41,7 +48,8 @@ type meta struct {
 	Subnet   netip.Prefix // zero while the node has no lease yet
 	Seq      uint64       // claim order of Subnet: the lower (Seq, Name) keeps a contested subnet
 	Endpoint netip.AddrPort
-	Address  netip.Addr // zero with Subnet
+	Address  netip.Addr    // zero with Subnet
+	LeaseTTL time.Duration // v2; zero from a v1 node
 }
 
 func (m meta) encode() []byte {
@@ -55,7 +63,8 @@ func (m meta) encode() []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = appendAddr(b, m.Endpoint.Addr())
 	b = binary.BigEndian.AppendUint16(b, m.Endpoint.Port())
-	return appendAddr(b, m.Address)
+	b = appendAddr(b, m.Address)
+	return binary.BigEndian.AppendUint64(b, uint64(m.LeaseTTL.Milliseconds()))
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {
@@ -152,6 +161,13 @@ func decodeMeta(b []byte) (meta, error) {
 	}
 	m.Endpoint = netip.AddrPortFrom(ep, port)
 	m.Address = r.addr()
+	if m.Version >= 2 {
+		var ms uint64
+		if v := r.take(8); v != nil {
+			ms = binary.BigEndian.Uint64(v)
+		}
+		m.LeaseTTL = time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond
+	}
 	if r.err != nil {
 		return m, fmt.Errorf("metadata: %w", r.err)
 	}

@@ -22,6 +22,10 @@ import (
 	"github.com/weftnet/weft/peer"
 )
 
+// simMaxRounds bounds claim rounds in the simulation (Start has no bound):
+// more would mean the crowd does not converge.
+const simMaxRounds = 32
+
 type simCluster struct {
 	rng      *rand.Rand
 	step     time.Duration // one tick of the virtual clock
@@ -171,8 +175,8 @@ func (n *simMember) run(c *simCluster) {
 }
 
 func (n *simMember) pick(window time.Duration, now time.Time) {
-	if n.rounds++; n.rounds > maxClaimRounds {
-		n.err = fmt.Errorf("%s: no subnet settled after %d rounds", n.s.cfg.Name, maxClaimRounds)
+	if n.rounds++; n.rounds > simMaxRounds {
+		n.err = fmt.Errorf("%s: no subnet settled after %d rounds", n.s.cfg.Name, simMaxRounds)
 		return
 	}
 	_, fx, err := n.s.pick(n.crowd, n.rounds == 1, now)

@@ -29,8 +29,11 @@ const (
 
 // leaseState is not safe for concurrent use; the driver serialises calls.
 type leaseState struct {
-	// cfg is read for Name, Network, SubnetLen, Subnet, DataEndpoint and LeaseTTL.
+	// cfg is read for Name, Network, SubnetLen, Subnet, DataEndpoint,
+	// LeaseTTL, MaxClockSkew and Reserved.
 	cfg Config
+	// ttl is the lease TTL in force: the cluster's (adoptTTL), at first ours.
+	ttl time.Duration
 	// gossip is our gossip address, once memberlist listens; it goes into our record.
 	gossip netip.AddrPort
 	// probeInterval is memberlist's; a member unheard for two rounds of
@@ -39,6 +42,7 @@ type leaseState struct {
 
 	leases         map[string]Lease
 	own            Lease              // our record; zero Subnet until pick
+	picks          int                // picks made, to vary the spread of each
 	started        bool               // the claim settled: a lost contest now ends the node
 	lost           bool               // the loss of our subnet was reported
 	reassert       uint64             // a record of our name at this version contradicts ours
@@ -66,12 +70,13 @@ type member struct {
 
 // effects are the decisions of one event, for the driver to carry out.
 type effects struct {
-	notes     []note      // log lines; "rejected" ones are also counted in Stats
-	broadcast []Lease     // records to gossip
-	lost      error       // set once: a claim that ranks first took our subnet (ErrSubnetLost)
-	publish   bool        // peers is a new peer set for Run
-	peers     []peer.Info // never modified once returned
-	save      []Lease     // the table to write to the lease file, if not nil
+	notes      []note      // log lines; "rejected" ones are also counted in Stats
+	broadcast  []Lease     // records to gossip
+	lost       error       // set once: a claim that ranks first took our subnet (ErrSubnetLost)
+	publish    bool        // peers is a new peer set for Run
+	reannounce bool        // our metadata changed (the TTL in force): announce it
+	peers      []peer.Info // never modified once returned
+	save       []Lease     // the table to write to the lease file, if not nil
 }
 
 func (fx *effects) reject(r reason, name string, err error) {
@@ -90,6 +95,7 @@ type memberEvent struct {
 func newLeaseState(cfg Config) *leaseState {
 	return &leaseState{
 		cfg:         cfg,
+		ttl:         cfg.LeaseTTL,
 		leases:      map[string]Lease{},
 		members:     map[string]*member{},
 		overlapping: map[string]netip.Prefix{},
@@ -105,10 +111,15 @@ func (s *leaseState) load(ls []Lease, now time.Time) []error {
 			ignored = append(ignored, err)
 			continue
 		}
+		// The file is on our clock; SeenAgo there is stale.
+		l.SeenAgo = 0
 		if l.LastSeen.After(now) {
 			l.LastSeen = now
 		}
-		if l.Name != s.cfg.Name && expired(l, now, s.cfg.LeaseTTL) {
+		if l.ReleasedAt.After(now) {
+			l.ReleasedAt = now
+		}
+		if l.Name != s.cfg.Name && s.expired(l, now) {
 			continue
 		}
 		cur, have := s.leases[l.Name]
@@ -181,9 +192,7 @@ func (s *leaseState) merge(ls []Lease, now time.Time) (int, effects) {
 			fx.reject(reasonBadLease, l.Name, err)
 			continue
 		}
-		if l.LastSeen.After(now) { // a fast clock must not extend reservations
-			l.LastSeen = now
-		}
+		l = s.onOurClock(l, now)
 		if l.Name == s.cfg.Name && s.own.Subnet.IsValid() {
 			// Ours: the next tick re-asserts our record if this beats it.
 			if l.Version >= s.own.Version && !sameContent(l, s.own) {
@@ -191,7 +200,7 @@ func (s *leaseState) merge(ls []Lease, now time.Time) (int, effects) {
 			}
 			continue
 		}
-		if !s.liveMember(l.Name) && expired(l, now, s.cfg.LeaseTTL) {
+		if !s.liveMember(l.Name) && s.expired(l, now) {
 			continue // forgotten here; do not bring it back
 		}
 		cur, have := s.leases[l.Name]
@@ -208,6 +217,60 @@ func (s *leaseState) merge(ls []Lease, now time.Time) (int, effects) {
 	return changed, fx
 }
 
+// onOurClock converts the times of a record from another node to our clock:
+// LastSeen is now minus its age; a record without an age (an older
+// version) counts as seen MaxClockSkew later than it says, so a clock
+// behind ours cannot make us forget a reservation early. Neither time may
+// lie ahead of now: a fast clock must not extend reservations.
+func (s *leaseState) onOurClock(l Lease, now time.Time) Lease {
+	switch {
+	case l.SeenAgo > 0:
+		l.LastSeen = now.Add(1 - l.SeenAgo)
+	case !l.LastSeen.IsZero():
+		l.LastSeen = l.LastSeen.Add(s.cfg.MaxClockSkew)
+	}
+	l.SeenAgo = 0
+	if l.LastSeen.After(now) {
+		l.LastSeen = now
+	}
+	if l.ReleasedAt.After(now) {
+		l.ReleasedAt = now
+	}
+	return l
+}
+
+// expired says whether the record of an owner that is not alive can be
+// forgotten, with the TTL in force.
+func (s *leaseState) expired(l Lease, now time.Time) bool {
+	return expired(l, now, s.ttl, s.cfg.MaxClockSkew)
+}
+
+// adoptTTL makes the TTL in force that of the member whose claim ranks
+// first among the live ones that announce a TTL, us included once we hold
+// a subnet (we announce the TTL in force, not our own setting, so the
+// value survives the member that set it). Every node ranks the same claims
+// the same way, so the cluster agrees on one TTL.
+func (s *leaseState) adoptTTL(fx *effects) {
+	best, ttl := claim{seq: noSeq}, time.Duration(0)
+	if s.own.Subnet.IsValid() {
+		best, ttl = claim{name: s.cfg.Name, subnet: s.own.Subnet, seq: s.own.Seq}, s.ttl
+	}
+	for name, mb := range s.members {
+		if name == s.cfg.Name || mb.state != peer.Alive || mb.meta.LeaseTTL <= 0 || !mb.meta.Subnet.IsValid() {
+			continue
+		}
+		if c := s.announced(mb); c.seq != noSeq && c.beats(best) {
+			best, ttl = c, mb.meta.LeaseTTL
+		}
+	}
+	if ttl <= 0 || ttl == s.ttl {
+		return
+	}
+	s.ttl = ttl
+	fx.reannounce, s.rebuild = true, true
+	fx.notes = append(fx.notes, note{event: "ttl", name: best.name, ttl: ttl})
+}
+
 // tick is the periodic pass (and the one after events): it keeps LastSeen of
 // live owners current, derives suspicion, forgets expired leases and
 // tombstones, re-asserts our record, checks that no rival claim beats our
@@ -215,6 +278,7 @@ func (s *leaseState) merge(ls []Lease, now time.Time) (int, effects) {
 func (s *leaseState) tick(now time.Time) effects {
 	var fx effects
 	self := s.cfg.Name
+	s.adoptTTL(&fx)
 	// Two rounds of our probes, which visit every member once per round.
 	suspectAfter := s.probeInterval * time.Duration(2*len(s.members)+4)
 	for name, mb := range s.members {
@@ -230,7 +294,7 @@ func (s *leaseState) tick(now time.Time) effects {
 		}
 	}
 	for name, l := range s.leases {
-		if name == self || s.liveMember(name) || !expired(l, now, s.cfg.LeaseTTL) {
+		if name == self || s.liveMember(name) || !s.expired(l, now) {
 			continue
 		}
 		delete(s.leases, name)
@@ -249,7 +313,8 @@ func (s *leaseState) tick(now time.Time) effects {
 	if s.own.Subnet.IsValid() {
 		if s.reassert != 0 && s.reassert >= s.own.Version {
 			s.own.Version = s.reassert + 1
-			fx.broadcast = append(fx.broadcast, s.own)
+			s.own.LastSeen = now
+			fx.broadcast = append(fx.broadcast, aged(s.own, now))
 			s.tableDirty = true
 		}
 		s.reassert = 0
@@ -363,12 +428,12 @@ func (s *leaseState) table(now time.Time) []Lease {
 		if s.liveMember(name) {
 			l.LastSeen = now
 		}
-		ls = append(ls, l)
+		ls = append(ls, aged(l, now))
 	}
 	if s.own.Subnet.IsValid() {
 		own := s.own
 		own.LastSeen = now
-		ls = append(ls, own)
+		ls = append(ls, aged(own, now))
 	}
 	slices.SortFunc(ls, func(a, b Lease) int { return strings.Compare(a.Name, b.Name) })
 	return ls
@@ -388,7 +453,7 @@ func (s *leaseState) release(name string, now time.Time) (Lease, error) {
 	l.Version++
 	s.leases[name] = l
 	s.tableDirty, s.rebuild = true, true
-	return l, nil
+	return aged(l, now), nil
 }
 
 // liveMember reports whether memberlist counts the named node alive.

@@ -35,7 +35,7 @@ func simNode(name string, i int, mod func(*Config)) *leaseState {
 // event is what memberlist at another node reports about s in state st.
 func (s *leaseState) event(st peer.State) memberEvent {
 	md := meta{Version: metaVersion, Name: s.cfg.Name, Network: s.cfg.Network, Endpoint: s.cfg.DataEndpoint,
-		Subnet: s.own.Subnet, Seq: s.own.Seq}
+		Subnet: s.own.Subnet, Seq: s.own.Seq, LeaseTTL: s.ttl}
 	if md.Subnet.IsValid() {
 		md.Address = md.Subnet.Addr()
 	}
@@ -157,8 +157,10 @@ func hasNote(fx effects, event, name string) bool {
 }
 
 // Reservations run on this node's clock: a gone node's lease expires exactly
-// LeaseTTL after its LastSeen (capped at our now when a peer's clock runs
-// fast), a tombstone LeaseTTL after the release.
+// LeaseTTL after it was last seen alive, whatever the clock of the node that
+// told us (records carry an age); a record of an older version, without an
+// age, up to MaxClockSkew later; a tombstone LeaseTTL + MaxClockSkew after the
+// release.
 func TestExpiry(t *testing.T) {
 	const ttl = time.Hour
 	for _, tc := range []struct {
@@ -176,7 +178,14 @@ func TestExpiry(t *testing.T) {
 		}, ttl},
 		{"a record from a peer whose clock runs 20m slow", func(s, g *leaseState, goneAt time.Time) {
 			s.merge(g.table(goneAt.Add(-20*time.Minute)), goneAt)
-		}, ttl - 20*time.Minute},
+		}, ttl},
+		{"a record without an age from a peer whose clock runs 5m slow", func(s, g *leaseState, goneAt time.Time) {
+			ls := g.table(goneAt.Add(-5 * time.Minute))
+			for i := range ls {
+				ls[i].SeenAgo = 0
+			}
+			s.merge(ls, goneAt)
+		}, ttl}, // taken as MaxClockSkew later, but never after now
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, g := simNode("s", 1, nil), simNode("g", 2, func(c *Config) { c.Subnet = netip.MustParsePrefix("10.244.7.0/24") })
@@ -196,8 +205,14 @@ func TestExpiry(t *testing.T) {
 			if _, ok := s.members["g"]; ok {
 				t.Error("g is still listed after its lease expired")
 			}
-			// Forgotten means forgotten: an old copy does not bring it back.
-			if n, _ := s.merge(g.table(expiry.Add(-ttl)), expiry); n != 0 || hasLease(s, "g") {
+			// Forgotten means forgotten: a copy another node kept does not
+			// bring it back.
+			var kept []Lease
+			for _, l := range g.table(goneAt) {
+				l.SeenAgo = 0
+				kept = append(kept, aged(l, expiry))
+			}
+			if n, _ := s.merge(kept, expiry); n != 0 || hasLease(s, "g") {
 				t.Error("a stale copy of the expired lease came back")
 			}
 		})
@@ -220,7 +235,8 @@ func TestExpiry(t *testing.T) {
 		if _, err := s.release("g", at); !errors.Is(err, ErrNoLease) {
 			t.Errorf("second release: %v", err)
 		}
-		s.tick(at.Add(ttl - time.Nanosecond))
+		skew := s.cfg.MaxClockSkew
+		s.tick(at.Add(ttl + skew - time.Nanosecond))
 		if l, ok := s.leases["g"]; !ok || !l.Released {
 			t.Fatal("the tombstone went before LeaseTTL")
 		}
@@ -233,7 +249,7 @@ func TestExpiry(t *testing.T) {
 		if p := mustPick(t, n, nil, at); p != tomb.Subnet {
 			t.Errorf("a new node picked %s, want the released %s", p, tomb.Subnet)
 		}
-		s.tick(at.Add(ttl))
+		s.tick(at.Add(ttl + skew))
 		if _, ok := s.leases["g"]; ok {
 			t.Error("the tombstone is kept after LeaseTTL")
 		}

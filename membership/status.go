@@ -35,6 +35,7 @@ type note struct {
 	endpoint netip.AddrPort
 	reason   reason
 	err      error
+	ttl      time.Duration // of a "ttl" note: the TTL adopted
 }
 
 // reject counts a rejection and queues its log line, once per node name and
@@ -111,6 +112,14 @@ func (m *Membership) Release(name string) error {
 	m.wakeUp()
 	m.log.Info("lease released", "peer", name, "subnet", l.Subnet)
 	return nil
+}
+
+// LeaseTTL returns the lease TTL in force: the cluster's, which may differ
+// from Config.LeaseTTL (see there).
+func (m *Membership) LeaseTTL() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.ttl
 }
 
 // HealthScore is memberlist's awareness score: 0 when this node keeps up
