@@ -45,26 +45,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.Node.Peers) > 0 {
 		sources = append(sources, peer.StaticSet(cfg.Node.Peers))
 	}
+	// The control socket comes first: it refuses a run dir another node
+	// uses before this one touches the cluster, and answers status while
+	// the node joins, which may take long (a seed that does not answer).
 	srv := api.NewServer()
 	srv.Handle("/debug/pprof/", api.Profiles())
 	var m *membership.Membership
-	var closeSrv func()
 	if cfg.GossipPort != 0 {
 		if m, err = newMembership(&cfg, under.Addr); err != nil {
 			return err
 		}
-		handleLeases(srv, m)
-		// Answer status while joining, which may take long (a seed that
-		// does not answer): the node's own handler replaces this one once
-		// it is up.
+		// The node's own status handler replaces this one once it is up.
 		handleJoining(srv, &cfg, under, m)
-		if closeSrv, err = srv.Serve(ctx, cfg.RunDir); err != nil {
-			m.Close()
-			return err
-		}
+	}
+	handleLeases(srv, m)
+	closeSrv, err := srv.Serve(ctx, cfg.RunDir)
+	if err != nil {
+		closeGossip(m)
+		return err
+	}
+	defer closeSrv()
+	if m != nil {
 		subnet, err := m.Start(ctx)
 		if err != nil {
-			closeSrv()
 			if ctx.Err() != nil {
 				log.Info("stopped while joining the cluster", "err", err)
 				return nil
@@ -73,63 +76,48 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cfg.Node.Subnet = subnet
 		sources = append(sources, m)
-	} else {
-		handleLeases(srv, nil)
 	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
 	if err != nil {
 		closeGossip(m)
-		if closeSrv != nil {
-			closeSrv()
-		}
 		return err
 	}
 	n.Handlers(srv)
 	if m != nil && !cfg.Node.Insecure {
 		n.SetKeyHook(gossipKeys{m})
 	}
-	stop, err := publish(ctx, &cfg, n, m, srv, closeSrv)
+	removeEnv, err := publish(ctx, &cfg, n, m)
 	if err != nil {
 		n.Close()
 		closeGossip(m)
 		return err
 	}
 	err = n.Run(ctx, sources...)
-	stop()
+	removeEnv()
 	log.Info("node stopped")
 	return err
 }
 
-// publish makes the running node visible on the host: the control socket
-// (unless it is served already: closeSrv), subnet.env and metrics. stop
-// takes the first two away again; on error they are taken away.
-func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, srv *api.Server, closeSrv func()) (stop func(), err error) {
-	if closeSrv == nil {
-		if closeSrv, err = srv.Serve(ctx, cfg.RunDir); err != nil {
-			return nil, err
-		}
-	}
+// publish makes the running node visible on the host beside its control
+// socket: subnet.env and metrics. remove takes subnet.env away again.
+func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership) (remove func(), err error) {
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
 	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
 	if err := subnetenv.Write(envFile, env); err != nil {
-		closeSrv()
 		return nil, fmt.Errorf("--run-dir: %w", err)
 	}
-	stop = func() {
-		os.Remove(envFile)
-		closeSrv()
-	}
+	remove = func() { os.Remove(envFile) }
 	if cfg.MetricsAddr != "" {
 		var g metrics.Gossip
 		if m != nil {
 			g = m
 		}
 		if err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.NewRegistry(cfg.Version, n.Status, g), cfg.Log); err != nil {
-			stop()
+			remove()
 			return nil, err
 		}
 	}
-	return stop, nil
+	return remove, nil
 }
 
 // newMembership configures this node's membership; its Start joins the

@@ -15,7 +15,8 @@ import (
 const SocketFile = "weft.sock"
 
 // Server routes the control socket's endpoints. The parts of an agent add
-// their handlers with Handle before Serve; Serve may be called once.
+// their handlers with Handle, before Serve or while it serves (the node's,
+// once it is up); Serve may be called once.
 type Server struct {
 	mux *http.ServeMux
 }
