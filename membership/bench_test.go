@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // Scale: n members in-process on loopback with DefaultConfig's timing (LAN),
@@ -122,7 +124,7 @@ func converge(b *testing.B, n int, auto bool) convergence {
 		b.Fatalf("%d nodes failed to start, e.g. %s", len(errs), errs[0])
 	}
 	started := time.Since(t0)
-	waitFor(b, 5*time.Minute, "every member sees all others", func() bool {
+	testenv.WaitFor(b, 5*time.Minute, "every member sees all others", func() bool {
 		all := true
 		for _, tn := range nodes {
 			if len(tn.done) > 0 {
@@ -179,12 +181,12 @@ func BenchmarkFailureDetection(b *testing.B) {
 			nodes = append(nodes, mustLaunch(b, cfg(fmt.Sprintf("n%d", i), nodes[0].seed())))
 		}
 		for _, tn := range nodes {
-			waitFor(b, 30*time.Second, "all see all", func() bool { return len(tn.peerSet()) == n-1 })
+			testenv.WaitFor(b, 30*time.Second, "all see all", func() bool { return len(tn.peerSet()) == n-1 })
 		}
 		b.StartTimer()
 		victim := nodes[n-1]
 		victim.kill()
-		took := waitFor(b, time.Minute, "the crashed member is dropped", func() bool {
+		took := testenv.WaitFor(b, time.Minute, "the crashed member is dropped", func() bool {
 			for _, tn := range nodes[:n-1] {
 				if _, ok := tn.peer(victim.cfg.Name); ok {
 					return false

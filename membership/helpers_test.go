@@ -208,21 +208,6 @@ func (tn *testNode) hasLease(name string) bool {
 	return slices.ContainsFunc(tn.m.Leases(), func(l Lease) bool { return l.Name == name })
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for deadline := start.Add(within); ; {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // sees reports whether tn's peer set is exactly others, with their subnets
 // and endpoints.
 func (tn *testNode) sees(others ...*testNode) bool {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 // pending is a node whose Start runs in the background: it may wait for a
@@ -66,7 +68,7 @@ func (p *pending) started() bool { return len(p.done) > 0 }
 func (p *pending) joining(t *testing.T, why string) JoinStatus {
 	t.Helper()
 	var js JoinStatus
-	waitFor(t, 10*time.Second, "a failed join attempt saying "+why, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a failed join attempt saying "+why, func() bool {
 		js = p.m.JoinStatus()
 		return strings.Contains(js.LastError, why)
 	})
@@ -97,7 +99,7 @@ func TestJoinWaitsForSeed(t *testing.T) {
 	if len(js.Seeds) != 1 || js.Seeds[0] != seedAddr || !strings.HasPrefix(js.LastError, "no seed answered: "+seedAddr+": ") || js.Since.IsZero() {
 		t.Fatalf("join status %+v", js)
 	}
-	waitFor(t, 10*time.Second, "a second attempt", func() bool { return n1.m.JoinStatus().Attempts >= 2 })
+	testenv.WaitFor(t, 10*time.Second, "a second attempt", func() bool { return n1.m.JoinStatus().Attempts >= 2 })
 
 	sc := testConfig("seed", t.TempDir())
 	sc.GossipPort = port
@@ -115,7 +117,7 @@ func TestJoinWaitsForSeed(t *testing.T) {
 	if js := n1.m.JoinStatus(); !js.Joined || js.LastError != "" {
 		t.Fatalf("after joining: %+v", js)
 	}
-	waitFor(t, 10*time.Second, "the seed routing n1", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the seed routing n1", func() bool {
 		p, ok := seed.peer("n1")
 		return ok && p.Subnet == subnet
 	})

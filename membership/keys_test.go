@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testenv"
 )
 
 func gossipKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -19,7 +21,7 @@ func TestGossipKeys(t *testing.T) {
 	}
 	seed := mustLaunch(t, keyed("seed", gossipKey(1)))
 	member := mustLaunch(t, keyed("member", gossipKey(1), seed.seed()))
-	waitFor(t, 10*time.Second, "keyed members see each other", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "keyed members see each other", func() bool {
 		_, a := seed.peer("member")
 		_, b := member.peer("seed")
 		return a && b
@@ -50,7 +52,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	b := mustLaunch(t, keyed("b", [][]byte{old}, a.seed()))
 	both := func(what string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, what, func() bool {
+		testenv.WaitFor(t, 10*time.Second, what, func() bool {
 			_, x := a.peer("b")
 			_, y := b.peer("a")
 			return x && y
@@ -75,7 +77,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		t.Fatal("removed the key in use")
 	}
 	c := mustLaunch(t, keyed("c", [][]byte{next}, a.seed()))
-	waitFor(t, 10*time.Second, "a node with only the new key joins", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a node with only the new key joins", func() bool {
 		_, x := a.peer("c")
 		_, y := c.peer("b")
 		return x && y

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
 )
 
@@ -52,7 +53,7 @@ func TestFiveMembers(t *testing.T) {
 				others = append(others, o)
 			}
 		}
-		waitFor(t, 15*time.Second, n.cfg.Name+" sees the other 4 with their subnets and endpoints", func() bool { return n.sees(others...) })
+		testenv.WaitFor(t, 15*time.Second, n.cfg.Name+" sees the other 4 with their subnets and endpoints", func() bool { return n.sees(others...) })
 		for _, p := range n.peerSet() {
 			if p.State != peer.Alive || p.LastSeen.IsZero() {
 				t.Errorf("%s sees %s as %q, last seen %v", n.cfg.Name, p.Name, p.State, p.LastSeen)
@@ -68,7 +69,7 @@ func TestFiveMembers(t *testing.T) {
 	if !ok {
 		t.Fatalf("LastHeard(%s): unknown member", other)
 	}
-	waitFor(t, 15*time.Second, "the seed hearing from "+other+" again", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "the seed hearing from "+other+" again", func() bool {
 		t, _ := seed.m.LastHeard(other)
 		return t.After(first)
 	})
@@ -92,7 +93,7 @@ func TestConcurrentClaims(t *testing.T) {
 			if ns[1].subnet != want || ns[0].subnet == want || ns[0].subnet == seed.subnet {
 				t.Fatalf("a got %s, b got %s (seed %s); want a to keep %s and b elsewhere", ns[1].subnet, ns[0].subnet, seed.subnet, want)
 			}
-			waitFor(t, 10*time.Second, "seed routes both", func() bool { return seed.sees(ns...) })
+			testenv.WaitFor(t, 10*time.Second, "seed routes both", func() bool { return seed.sees(ns...) })
 		})
 		t.Run(fmt.Sprintf("picked/%d", run), func(t *testing.T) {
 			seed := mustLaunch(t, testConfig("seed", t.TempDir()))
@@ -110,11 +111,11 @@ func TestFailureAndLeave(t *testing.T) {
 		testConfig("n2", t.TempDir(), seed.seed()), testConfig("n3", t.TempDir(), seed.seed()))
 	n1, n2, n3 := ns[0], ns[1], ns[2]
 	for _, n := range []*testNode{seed, n1, n2, n3} {
-		waitFor(t, 10*time.Second, n.cfg.Name+" sees 3 peers", func() bool { return len(n.peerSet()) == 3 })
+		testenv.WaitFor(t, 10*time.Second, n.cfg.Name+" sees 3 peers", func() bool { return len(n.peerSet()) == 3 })
 	}
 
 	n1.kill()
-	took := waitFor(t, 20*time.Second, "the others drop the killed n1", func() bool {
+	took := testenv.WaitFor(t, 20*time.Second, "the others drop the killed n1", func() bool {
 		for _, n := range []*testNode{seed, n2, n3} {
 			if _, ok := n.peer("n1"); ok {
 				return false
@@ -126,7 +127,7 @@ func TestFailureAndLeave(t *testing.T) {
 	if s, _ := seed.member("n1"); s.State != peer.Dead {
 		t.Errorf("n1 after a kill: state %q, want dead", s.State)
 	}
-	waitFor(t, 5*time.Second, "the dead n1 shown in the peer set for status", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the dead n1 shown in the peer set for status", func() bool {
 		for _, p := range seed.allPeers() {
 			if p.Name == "n1" {
 				return p.State == peer.Dead
@@ -141,7 +142,7 @@ func TestFailureAndLeave(t *testing.T) {
 	if err := n2.stop(); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
-	took = waitFor(t, 3*time.Second, "the others see n2 left", func() bool {
+	took = testenv.WaitFor(t, 3*time.Second, "the others see n2 left", func() bool {
 		for _, n := range []*testNode{seed, n3} {
 			s, _ := n.member("n2")
 			if _, routed := n.peer("n2"); routed || s.State != peer.Left {
@@ -162,7 +163,7 @@ func TestRestart(t *testing.T) {
 	cfg := testConfig("n1", dir, seed.seed())
 	n1 := mustLaunch(t, cfg)
 	want := n1.subnet
-	waitFor(t, 10*time.Second, "seed sees n1", func() bool { return seed.sees(n1) })
+	testenv.WaitFor(t, 10*time.Second, "seed sees n1", func() bool { return seed.sees(n1) })
 
 	t.Run("graceful, new address", func(t *testing.T) {
 		if err := n1.stop(); err != nil {
@@ -173,7 +174,7 @@ func TestRestart(t *testing.T) {
 		if n1.subnet != want {
 			t.Fatalf("restarted n1 got %s, had %s", n1.subnet, want)
 		}
-		waitFor(t, 10*time.Second, "seed sees n1's new endpoint", func() bool { return seed.sees(n1) })
+		testenv.WaitFor(t, 10*time.Second, "seed sees n1's new endpoint", func() bool { return seed.sees(n1) })
 	})
 	t.Run("crash, new address", func(t *testing.T) {
 		n1.kill()
@@ -182,7 +183,7 @@ func TestRestart(t *testing.T) {
 		if n1.subnet != want {
 			t.Fatalf("restarted n1 got %s, had %s", n1.subnet, want)
 		}
-		waitFor(t, 10*time.Second, "seed sees n1's new endpoint", func() bool { return seed.sees(n1) })
+		testenv.WaitFor(t, 10*time.Second, "seed sees n1's new endpoint", func() bool { return seed.sees(n1) })
 	})
 	t.Run("state dir lost", func(t *testing.T) {
 		if err := n1.stop(); err != nil {
@@ -201,7 +202,7 @@ func TestLeaseTTL(t *testing.T) {
 		seed := mustLaunch(t, testConfig("seed", t.TempDir()))
 		n1 := mustLaunch(t, testConfig("n1", t.TempDir(), seed.seed()))
 		n1.kill()
-		waitFor(t, 20*time.Second, "seed sees n1 dead", func() bool { s, _ := seed.member("n1"); return s.State == peer.Dead })
+		testenv.WaitFor(t, 20*time.Second, "seed sees n1 dead", func() bool { s, _ := seed.member("n1"); return s.State == peer.Dead })
 		n2 := mustLaunch(t, testConfig("n2", t.TempDir(), seed.seed()))
 		if n2.subnet.Overlaps(n1.subnet) {
 			t.Fatalf("n2 got the dead n1's %s before its TTL", n1.subnet)
@@ -216,7 +217,7 @@ func TestLeaseTTL(t *testing.T) {
 		seed := mustLaunch(t, short("seed"))
 		n1 := mustLaunch(t, short("n1", seed.seed()))
 		n1.kill()
-		waitFor(t, 20*time.Second, "n1's lease expires at seed", func() bool { return !seed.hasLease("n1") })
+		testenv.WaitFor(t, 20*time.Second, "n1's lease expires at seed", func() bool { return !seed.hasLease("n1") })
 		n2 := mustLaunch(t, short("n2", seed.seed()))
 		if n2.subnet != n1.subnet {
 			t.Fatalf("n2 got %s; the expired %s is the first free subnet", n2.subnet, n1.subnet)
@@ -230,10 +231,10 @@ func TestRelease(t *testing.T) {
 		testConfig("n3", t.TempDir(), seed.seed()))
 	n1, n2, n3 := ns[0], ns[1], ns[2]
 	for _, n := range []*testNode{seed, n1, n2} {
-		waitFor(t, 10*time.Second, n.cfg.Name+" knows n3's lease", func() bool { return n.hasLease("n3") })
+		testenv.WaitFor(t, 10*time.Second, n.cfg.Name+" knows n3's lease", func() bool { return n.hasLease("n3") })
 	}
 	n3.kill()
-	waitFor(t, 20*time.Second, "seed sees n3 dead", func() bool { s, _ := seed.member("n3"); return s.State == peer.Dead })
+	testenv.WaitFor(t, 20*time.Second, "seed sees n3 dead", func() bool { s, _ := seed.member("n3"); return s.State == peer.Dead })
 
 	if err := seed.m.Release("n1"); !errors.Is(err, ErrLeaseInUse) {
 		t.Errorf("release of live n1: %v, want ErrLeaseInUse", err)
@@ -248,11 +249,15 @@ func TestRelease(t *testing.T) {
 		t.Fatalf("release of dead n3: %v", err)
 	}
 	for _, n := range []*testNode{seed, n1, n2} {
-		waitFor(t, 10*time.Second, n.cfg.Name+" forgets n3's lease", func() bool { return !n.hasLease("n3") })
+		testenv.WaitFor(t, 10*time.Second, n.cfg.Name+" forgets n3's lease", func() bool { return !n.hasLease("n3") })
 	}
-	n4 := mustLaunch(t, testConfig("n4", t.TempDir(), seed.seed()))
-	if n4.subnet != n3.subnet {
-		t.Errorf("n4 got %s; the released %s is the first free subnet", n4.subnet, n3.subnet)
+	// The released subnet is free again: a node that asks for it gets it.
+	// (Nodes started together spread over the first free subnets, so n3's
+	// need not be the first free one.)
+	c4 := testConfig("n4", t.TempDir(), seed.seed())
+	c4.Subnet = n3.subnet
+	if n4 := mustLaunch(t, c4); n4.subnet != n3.subnet {
+		t.Errorf("n4 asked for the released %s and got %s", n3.subnet, n4.subnet)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestRejectBadNodes(t *testing.T) {
 	seed := mustLaunch(t, testConfig("seed", t.TempDir()))
 	n1 := mustLaunch(t, testConfig("n1", t.TempDir(), seed.seed()))
-	waitFor(t, 10*time.Second, "seed and n1 see each other", func() bool { return seed.sees(n1) && n1.sees(seed) })
+	testenv.WaitFor(t, 10*time.Second, "seed and n1 see each other", func() bool { return seed.sees(n1) && n1.sees(seed) })
 
 	good := func(name string) meta {
 		return meta{Name: name, Network: seed.cfg.Network, Endpoint: uniqueEndpoint()}
@@ -43,7 +44,7 @@ func TestRejectBadNodes(t *testing.T) {
 
 	want := map[string]uint64{"bad_meta": 4, "outside_network": 2, "wrong_network": 2, "overlap": 1, "duplicate_endpoint": 1}
 	for _, n := range []*testNode{seed, n1} {
-		waitFor(t, 15*time.Second, n.cfg.Name+" rejects every bad node, some of them repeatedly", func() bool {
+		testenv.WaitFor(t, 15*time.Second, n.cfg.Name+" rejects every bad node, some of them repeatedly", func() bool {
 			s := n.m.Stats()
 			for k, v := range want {
 				if s[k] < v {
