@@ -185,7 +185,7 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, n int) (p ScalePoint, err e
 	if ok {
 		p.ConvergeSeconds = time.Since(start).Seconds()
 	}
-	p.Exited, p.DuplicateSubnets = exitedAndDuplicates(ctx, nodes)
+	p.Exited, p.DuplicateSubnets = exitedAndDuplicates(ctx, nodes, say)
 	if err != nil || !ok {
 		return p, errors.Join(err, fmt.Errorf("no convergence within %s", cfg.Timeout))
 	}
@@ -298,14 +298,17 @@ func forEach(nodes []*lab.Weft, par int, f func(int, *lab.Weft)) {
 	wg.Wait()
 }
 
-// exitedAndDuplicates counts nodes that exited and nodes whose subnet
-// another node also holds.
-func exitedAndDuplicates(ctx context.Context, nodes []*lab.Weft) (exited, dups int) {
+// exitedAndDuplicates counts nodes that exited, saying why for the first
+// few, and nodes whose subnet another node also holds.
+func exitedAndDuplicates(ctx context.Context, nodes []*lab.Weft, say func(string, ...any)) (exited, dups int) {
 	holders := map[netip.Prefix]int{}
 	for _, w := range nodes {
 		select {
 		case <-w.Proc.Done():
-			exited++
+			if exited++; exited <= 3 {
+				out := strings.Split(strings.TrimSpace(w.Proc.Output()), "\n")
+				say("%s exited (%v); its last line: %s", w.Name, w.Proc.Wait(), out[len(out)-1])
+			}
 			continue
 		default:
 		}
