@@ -352,3 +352,61 @@ func TestLibcniErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { cniCode(t, add(tt.list), tt.code) })
 	}
 }
+
+// The shipped conflist (deploy/cni/10-weft.conflist, also in the DaemonSet)
+// works at the version it declares with Debian 12's plugins 1.1.1, as
+// Podman 4.3 drives them: every plugin of the list, portmap included, must
+// speak that version (libcni's validation, which Podman runs when it loads
+// the network), and ADD must return a result of that version. Only the
+// host paths are moved into the test's dir.
+func TestShippedConflistDebian(t *testing.T) {
+	testenv.Require(t)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	raw, err := os.ReadFile("../deploy/cni/10-weft.conflist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped struct {
+		CNIVersion string           `json:"cniVersion"`
+		Plugins    []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(raw, &shipped); err != nil {
+		t.Fatal(err)
+	}
+	v := shipped.CNIVersion
+	n := newNode(t, 95, v, set.Dir)
+	n.agent()
+	shipped.Plugins[0]["subnetFile"] = filepath.Join(n.runDir, "subnet.env")
+	shipped.Plugins[0]["dataDir"] = n.dataDir
+	shipped.Plugins[0]["delegate"].(map[string]any)["ipam"] = map[string]any{"dataDir": filepath.Dir(n.ipamDir)}
+	var doc map[string]any
+	json.Unmarshal(raw, &doc)
+	doc["plugins"] = shipped.Plugins
+	b, _ := json.Marshal(doc)
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ipamDir = filepath.Join(filepath.Dir(n.ipamDir), list.Name)
+	if _, err := n.cni.ValidateNetworkList(ctx(t), list); err != nil {
+		t.Fatalf("libcni refuses the shipped conflist (cniVersion %s) with %s: %v", v, set.Dir, err)
+	}
+	rt := n.pod("shipped")
+	res, err := n.cni.AddNetworkList(ctx(t), list, rt)
+	if err != nil {
+		t.Fatalf("ADD with the shipped conflist (cniVersion %s): %v", v, err)
+	}
+	if res.Version() != v {
+		t.Fatalf("result version %s, want %s", res.Version(), v)
+	}
+	if got := n.reservations(); len(got) != 1 {
+		t.Fatalf("host-local reservations %v", got)
+	}
+	if err := n.cni.DelNetworkList(ctx(t), list, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("host-local reservations left %v", got)
+	}
+}
