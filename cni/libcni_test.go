@@ -410,3 +410,36 @@ func TestShippedConflistDebian(t *testing.T) {
 		t.Fatalf("host-local reservations left %v", got)
 	}
 }
+
+// A second ADD of a pod's existing eth0 fails in the real bridge plugin;
+// the pod keeps its eth0, its address reservation and weft-cni's record.
+func TestLibcniReAddKeepsAttachment(t *testing.T) {
+	testenv.Require(t)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	n := newNode(t, 96, "1.0.0", set.Dir)
+	n.agent()
+	rt := n.pod("readd")
+	if _, err := n.cni.AddNetworkList(ctx(t), n.list, rt); err != nil {
+		t.Fatal(err)
+	}
+	before := n.reservations()
+	if _, err := n.cni.AddNetworkList(ctx(t), n.list, rt); err == nil {
+		t.Fatal("a second ADD of the same eth0 succeeded")
+	}
+	if out := ipRun(t, "-n", filepath.Base(rt.NetNS), "link", "show"); !strings.Contains(out, "eth0") {
+		t.Fatalf("the failed re-ADD removed the pod's eth0:\n%s", out)
+	}
+	if got := n.reservations(); !slices.Equal(got, before) {
+		t.Fatalf("reservations %v after the failed re-ADD, want %v", got, before)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(n.dataDir, "*.json")); len(ents) != 1 {
+		t.Fatalf("weft-cni records %v", ents)
+	}
+	if err := n.cni.DelNetworkList(ctx(t), n.list, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("reservations left %v", got)
+	}
+}

@@ -124,19 +124,39 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 	defer unlock()
-	// Saved first: whatever happens next, DEL can replay it.
+	// An attachment of this container and interface may exist already (a
+	// runtime's retry, or a second ADD by mistake). It is not this call's
+	// to undo: the delegate's DEL is keyed by container and interface only,
+	// so it would tear down the existing eth0 and free its address.
+	_, lerr := st.load(args.ContainerID, args.IfName)
+	existed := !errors.Is(lerr, os.ErrNotExist)
 	rec := record{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, Netns: args.Netns, Delegate: raw}
-	if err := st.save(rec); err != nil {
-		return errIO("dataDir", err)
+	if !existed {
+		// Saved first: whatever happens next, DEL can replay it.
+		if err := st.save(rec); err != nil {
+			return errIO("dataDir", err)
+		}
 	}
 	res, err := p.run(ctx, d.Type, "ADD", raw, args)
 	if err != nil {
+		if existed {
+			// The existing attachment and its record stay as they were.
+			e := errDelegate(d.Type, "ADD", err)
+			e.Msg += fmt.Sprintf(" (container %s already has an attachment on %s; weft-cni left it as it was)", args.ContainerID, args.IfName)
+			return e
+		}
 		// Undo: the delegate releases what it got. If that fails too, keep
 		// the record for the runtime's DEL to retry.
 		if _, derr := p.run(ctx, d.Type, "DEL", raw, args); derr == nil {
 			st.remove(args.ContainerID, args.IfName)
 		}
 		return errDelegate(d.Type, "ADD", err)
+	}
+	if existed {
+		// The delegate set it up again: DEL replays this call's config.
+		if err := st.save(rec); err != nil {
+			return errIO("dataDir", err)
+		}
 	}
 	out, err := res.GetAsVersion(conf.CNIVersion)
 	if err != nil {

@@ -144,6 +144,36 @@ func TestAddUndoesOnFailure(t *testing.T) {
 	}
 }
 
+// A second ADD of an attachment that exists fails in the delegate
+// ("eth0 already exists"); its undo must leave the existing attachment:
+// no delegate DEL (it would remove eth0 and free the address), the saved
+// config unchanged.
+func TestReAddKeepsExistingAttachment(t *testing.T) {
+	f := newFixture(t)
+	f.add("c1", f.conf("1.0.0", nil))
+	saved := f.records()
+	f.exec.Set("bridge", &cnitest.Plugin{Handle: cnitest.Fail(types.ErrInternal, "container veth name provided (eth0) already exists", "ADD")})
+	f.exec.Reset()
+	conf := f.conf("1.0.0", map[string]any{"delegate": map[string]any{"bridge": "other0"}})
+	e := wantCode(t, f.p.Add(f.args("c1", conf)), types.ErrInternal)
+	if !strings.Contains(e.Msg, "eth0) already exists") || !strings.Contains(e.Msg, "left it as it was") {
+		t.Fatalf("message %q", e.Msg)
+	}
+	if dels := f.exec.Calls("DEL"); len(dels) != 0 {
+		t.Fatalf("the failed re-ADD ran the delegate's DEL on the existing attachment: %+v", dels)
+	}
+	if recs := f.records(); len(recs) != 1 || !bytes.Equal(recs[0].Delegate, saved[0].Delegate) {
+		t.Fatalf("records %+v, want the first ADD's", recs)
+	}
+
+	// A re-ADD the delegate accepts saves its own config for DEL.
+	f.exec.Set("bridge", &cnitest.Plugin{})
+	f.add("c1", conf)
+	if recs := f.records(); len(recs) != 1 || !bytes.Equal(recs[0].Delegate, f.exec.Calls("ADD")[1].Stdin) {
+		t.Fatalf("records %+v, want the second ADD's", recs)
+	}
+}
+
 func TestDelReplaysSavedConfig(t *testing.T) {
 	f := newFixture(t)
 	f.add("c1", f.conf("1.0.0", nil))
