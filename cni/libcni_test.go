@@ -171,8 +171,9 @@ func (n *node) reservations() []string {
 	return ips
 }
 
-// agent serves GET /v1/status on the node's weft.sock like a running agent.
-func (n *node) agent() {
+// agent serves GET /v1/status on the node's weft.sock like a running agent,
+// until the test ends or stop is called.
+func (n *node) agent() (stop func()) {
 	n.t.Helper()
 	ln, err := net.Listen("unix", filepath.Join(n.runDir, "weft.sock"))
 	if err != nil {
@@ -183,6 +184,7 @@ func (n *node) agent() {
 	})}
 	go srv.Serve(ln)
 	n.t.Cleanup(func() { srv.Close() })
+	return func() { srv.Close() }
 }
 
 func cniCode(t *testing.T, err error, code uint) {
@@ -209,6 +211,7 @@ func TestLibcniMatrix(t *testing.T) {
 
 func matrixCase(t *testing.T, k int, v, pluginDir string) {
 	n := newNode(t, k, v, pluginDir)
+	stopAgent := n.agent()
 	info, err := n.cni.GetVersionInfo(ctx(t), "weft-cni")
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +261,9 @@ func matrixCase(t *testing.T, k int, v, pluginDir string) {
 	}
 
 	if v == "1.1.0" {
+		stopAgent()
 		cniCode(t, n.cni.GetStatusNetworkList(ctx(t), n.list), types.ErrPluginNotAvailable)
-		n.agent()
+		stopAgent = n.agent()
 		if err := n.cni.GetStatusNetworkList(ctx(t), n.list); err != nil {
 			t.Fatalf("STATUS with the agent running: %v", err)
 		}
@@ -279,6 +283,15 @@ func matrixCase(t *testing.T, k int, v, pluginDir string) {
 		t.Fatalf("host-local reservations left %v", got)
 	}
 	cniCode(t, func() error { _, err := n.cni.AddNetworkList(ctx(t), n.list, n.pod("b")); return err }(), types.ErrTryAgainLater)
+	// A subnet file left by an agent killed with -9: ADD fails the same way
+	// instead of handing out an address nothing routes to.
+	stopAgent()
+	n.writeSubnetEnv()
+	cniCode(t, func() error { _, err := n.cni.AddNetworkList(ctx(t), n.list, n.pod("stale")); return err }(), types.ErrTryAgainLater)
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("ADD from a stale subnet file reserved %v", got)
+	}
+	n.agent()
 
 	if v == "1.1.0" {
 		gcCase(t, n)

@@ -1,9 +1,11 @@
 // Package cni is weft-cni, the CNI plugin that gives pods addresses from the
 // node's weft subnet. Like flannel's plugin it is a thin delegating wrapper:
 //
-//	ADD    read the agent's subnet.env, build a config for the reference
-//	       bridge plugin (bridge cni0, host-local IPAM over the node's
-//	       subnet, a route to the overlay), save it under dataDir, run it
+//	ADD    read the agent's subnet.env (trusted only while the agent
+//	       answers on weft.sock with that subnet), build a config for the
+//	       reference bridge plugin (bridge cni0, host-local IPAM over the
+//	       node's subnet, a route to the overlay), save it under dataDir,
+//	       run it
 //	DEL    replay the saved config to the delegate, then drop it; nothing
 //	       saved means nothing to do, so DEL works twice, after the agent
 //	       restarted and without subnet.env
@@ -31,6 +33,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/subnetenv"
 )
 
@@ -43,7 +46,8 @@ type Config struct {
 	Stdout io.Writer
 	// DelegateTimeout bounds each run of a delegate plugin. Default 1 minute.
 	DelegateTimeout time.Duration
-	// AgentTimeout bounds STATUS's question to the agent. Default 2 seconds.
+	// AgentTimeout bounds ADD's and STATUS's question to the agent. Default
+	// 2 seconds.
 	AgentTimeout time.Duration
 }
 
@@ -98,10 +102,16 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	sn, err := subnetenv.Read(conf.SubnetFile)
+	// A subnet file whose agent does not answer (killed with -9) would give
+	// the pod an address nothing routes to. Config errors are permanent, so
+	// they are reported first; a dead agent is "try again later".
+	sn, err := api.ReadLiveSubnetEnv(context.Background(), conf.SubnetFile, p.cfg.AgentTimeout)
+	var stale error
 	switch {
 	case errors.Is(err, subnetenv.ErrNoAgent):
 		return errNoAgent(conf.SubnetFile)
+	case errors.Is(err, api.ErrStaleSubnetFile):
+		stale = err
 	case err != nil:
 		return errConfig("subnetFile: %v", err)
 	}
@@ -113,6 +123,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	defer cancel()
 	if d.CNIVersion, err = p.negotiate(ctx, conf.CNIVersion, args.Path, d.plugins()); err != nil {
 		return err
+	}
+	if stale != nil {
+		return errAgentDown(stale)
 	}
 	raw, err := d.MarshalJSON()
 	if err != nil {

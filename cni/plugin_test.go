@@ -92,6 +92,31 @@ func TestAddWithoutAgent(t *testing.T) {
 	}
 }
 
+// A subnet.env left by an agent killed with -9 (nothing answers on
+// weft.sock), or one whose agent now holds another subnet, is not trusted:
+// ADD fails as "try again later" and the delegate is never asked for an
+// address.
+func TestAddStaleSubnetEnv(t *testing.T) {
+	f := newFixture(t)
+	f.stopAgent()
+	err := f.p.Add(f.args("c1", f.conf("1.0.0", nil)))
+	e := wantCode(t, err, types.ErrTryAgainLater)
+	if !strings.Contains(e.Msg, "agent is not running") || !strings.Contains(e.Msg, "does not answer") || !strings.Contains(e.Msg, f.subnetFile) {
+		t.Fatalf("message %q should say the agent is not running and name %s", e.Msg, f.subnetFile)
+	}
+	fakeAgent(t, f, "10.244.9.0/24")
+	e = wantCode(t, f.p.Add(f.args("c1", f.conf("1.0.0", nil))), types.ErrTryAgainLater)
+	if !strings.Contains(e.Msg, "holds subnet 10.244.9.0/24") {
+		t.Fatalf("message %q", e.Msg)
+	}
+	if n := len(f.exec.Calls()); n != 0 {
+		t.Fatalf("%d delegate calls", n)
+	}
+	if len(f.records()) != 0 {
+		t.Fatal("a record without an attachment")
+	}
+}
+
 func TestAddBadSubnetEnv(t *testing.T) {
 	f := newFixture(t)
 	f.writeSubnetEnv("WEFT_NETWORK=10.244.0.0/16\n")
