@@ -43,3 +43,25 @@ func TestPathStatusJSON(t *testing.T) {
 		t.Fatalf("path without evidence: %s", got)
 	}
 }
+
+// The session id is a nanosecond time, beyond 2^53: as a JSON number jq 1.6
+// and JavaScript round it, so status --json prints it as a string, and the
+// Go readers (weft doctor, e2e) read it back exactly.
+func TestSessionJSONIsString(t *testing.T) {
+	in := Status{Encryption: EncryptionStatus{Enabled: true, Session: 1795658495574189267}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"session":"1795658495574189267"`) {
+		t.Fatalf("session not a string: %s", b)
+	}
+	var m struct{ Encryption map[string]any }
+	if err := json.Unmarshal(b, &m); err != nil || m.Encryption["session"] != "1795658495574189267" {
+		t.Fatalf("generic reader sees %#v (%v)", m.Encryption["session"], err)
+	}
+	var out Status
+	if err := json.Unmarshal(b, &out); err != nil || out.Encryption.Session != in.Encryption.Session {
+		t.Fatalf("read back %d, %v", out.Encryption.Session, err)
+	}
+}

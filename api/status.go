@@ -146,8 +146,11 @@ type EncryptionStatus struct {
 	Cipher  string `json:"cipher,omitempty"`
 	KeyIDs  []int  `json:"key_ids,omitempty"`
 	Primary int    `json:"primary_key_id,omitempty"` // the key this node sends with
-	Session uint64 `json:"session,omitempty"`        // this run's session id (its start time in ns)
-	KeyFile string `json:"key_file,omitempty"`       // the --key-file the node started with
+	// Session is this run's session id (its start time in ns). JSON carries
+	// it as a decimal string: as a number it exceeds 2^53, which jq 1.6 and
+	// JavaScript round.
+	Session uint64 `json:"session,string,omitempty"`
+	KeyFile string `json:"key_file,omitempty"` // the --key-file the node started with
 }
 
 // IOStatus counts the batched I/O calls and what they carried: packets per

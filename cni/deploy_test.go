@@ -86,3 +86,35 @@ func yamlBlock(t *testing.T, doc, key string) string {
 	t.Fatalf("no %q in the manifest", key)
 	return ""
 }
+
+// What a new user needs before the first command is in the docs (issue 17
+// item 12): the README names go.mod's Go version and what setup.sh builds;
+// docs/cni.md covers Podman's backends, masquerading for node addresses
+// and entering namespace "hosts" with nsenter.
+func TestFirstHourDocs(t *testing.T) {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var goVersion string
+	for line := range strings.Lines(read("../go.mod")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go "); ok {
+			goVersion = v
+		}
+	}
+	readme, cniDoc := read("../README.md"), read("../docs/cni.md")
+	for doc, wants := range map[string][]string{
+		readme: {"Go " + goVersion + " or newer", "scripts/setup.sh", "builds `cnitool` and the reference"},
+		cniDoc: {`network_backend = "cni"`, "weft env --format podman", "netavark", "other nodes' addresses too",
+			"nsenter --net=", "`ip netns exec`", "remounts `/sys`"},
+	} {
+		for _, w := range wants {
+			if !strings.Contains(doc, w) {
+				t.Errorf("docs lack %q", w)
+			}
+		}
+	}
+}

@@ -16,7 +16,9 @@ import (
 //	5   the data dir cannot be written or read
 //	7   invalid network config: bad key or value, relative path, malformed
 //	    subnet file, delegate plugin binary not found in CNI_PATH
-//	11  ADD while the weft agent is not running (no subnet file): try again
+//	11  ADD while the weft agent is not running (no subnet file, or one
+//	    whose agent does not answer on weft.sock or holds another subnet):
+//	    try again
 //	50  STATUS: the agent is not running or not answering, or a delegate
 //	    plugin is missing
 //
@@ -35,6 +37,14 @@ func errNoAgent(subnetFile string) *types.Error {
 	return types.NewError(types.ErrTryAgainLater,
 		fmt.Sprintf("weft-cni: the weft agent is not running on this node (%s does not exist); try again later", subnetFile),
 		"the agent (weft up, or the weft DaemonSet pod) writes this file once it holds a subnet; check that it runs with --run-dir "+dirOf(subnetFile))
+}
+
+// errAgentDown is code 11 too: the subnet file is there but no live agent
+// stands behind it (err wraps api.ErrStaleSubnetFile and says why).
+func errAgentDown(err error) *types.Error {
+	return types.NewError(types.ErrTryAgainLater,
+		fmt.Sprintf("weft-cni: the weft agent is not running on this node: %v; try again later", err),
+		"the agent (weft up, or the weft DaemonSet pod) rewrites the file when it starts again")
 }
 
 // errIO is code 5, for the data dir.

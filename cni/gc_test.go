@@ -15,10 +15,12 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/weftnet/weft/cni/cnitest"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // fakeAgent answers GET /v1/status on the fixture's control socket with
-// subnet, until the test ends or the returned function is called.
+// subnet ("": the one in the fixture's subnet file at the time), until the
+// test ends or the returned function is called.
 func fakeAgent(t *testing.T, f *fixture, subnet string) (stop func()) {
 	t.Helper()
 	conf := &NetConf{SubnetFile: f.subnetFile}
@@ -31,7 +33,16 @@ func fakeAgent(t *testing.T, f *fixture, subnet string) (stop func()) {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintf(w, `{"name":"h1","subnet":%q,"network":"10.244.0.0/16"}`, subnet)
+		sn := subnet
+		if sn == "" {
+			env, err := subnetenv.Read(f.subnetFile)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			sn = env.Subnet.String()
+		}
+		fmt.Fprintf(w, `{"name":"h1","subnet":%q,"network":"10.244.0.0/16"}`, sn)
 	})}
 	go srv.Serve(ln)
 	stop = func() { srv.Shutdown(context.Background()) }
@@ -41,6 +52,7 @@ func fakeAgent(t *testing.T, f *fixture, subnet string) (stop func()) {
 
 func TestStatus(t *testing.T) {
 	f := newFixture(t)
+	f.stopAgent()
 	conf := f.conf("1.1.0", nil)
 	args := f.args("", conf)
 

@@ -29,6 +29,9 @@ type fixture struct {
 	exec       *cnitest.Exec
 	out        bytes.Buffer
 	p          *Plugin
+	// stopAgent stops the fake agent every fixture starts (fakeAgent,
+	// answering with the subnet file's subnet).
+	stopAgent func()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -39,6 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	f.writeSubnetEnv(testSubnetEnv)
 	f.exec = cnitest.NewExec(map[string]*cnitest.Plugin{"bridge": {}, "host-local": {}})
 	f.p = New(Config{Exec: f.exec, Stdout: &f.out})
+	f.stopAgent = fakeAgent(t, f, "")
 	return f
 }
 

@@ -171,8 +171,9 @@ func (n *node) reservations() []string {
 	return ips
 }
 
-// agent serves GET /v1/status on the node's weft.sock like a running agent.
-func (n *node) agent() {
+// agent serves GET /v1/status on the node's weft.sock like a running agent,
+// until the test ends or stop is called.
+func (n *node) agent() (stop func()) {
 	n.t.Helper()
 	ln, err := net.Listen("unix", filepath.Join(n.runDir, "weft.sock"))
 	if err != nil {
@@ -183,6 +184,7 @@ func (n *node) agent() {
 	})}
 	go srv.Serve(ln)
 	n.t.Cleanup(func() { srv.Close() })
+	return func() { srv.Close() }
 }
 
 func cniCode(t *testing.T, err error, code uint) {
@@ -209,6 +211,7 @@ func TestLibcniMatrix(t *testing.T) {
 
 func matrixCase(t *testing.T, k int, v, pluginDir string) {
 	n := newNode(t, k, v, pluginDir)
+	stopAgent := n.agent()
 	info, err := n.cni.GetVersionInfo(ctx(t), "weft-cni")
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +261,9 @@ func matrixCase(t *testing.T, k int, v, pluginDir string) {
 	}
 
 	if v == "1.1.0" {
+		stopAgent()
 		cniCode(t, n.cni.GetStatusNetworkList(ctx(t), n.list), types.ErrPluginNotAvailable)
-		n.agent()
+		stopAgent = n.agent()
 		if err := n.cni.GetStatusNetworkList(ctx(t), n.list); err != nil {
 			t.Fatalf("STATUS with the agent running: %v", err)
 		}
@@ -279,6 +283,15 @@ func matrixCase(t *testing.T, k int, v, pluginDir string) {
 		t.Fatalf("host-local reservations left %v", got)
 	}
 	cniCode(t, func() error { _, err := n.cni.AddNetworkList(ctx(t), n.list, n.pod("b")); return err }(), types.ErrTryAgainLater)
+	// A subnet file left by an agent killed with -9: ADD fails the same way
+	// instead of handing out an address nothing routes to.
+	stopAgent()
+	n.writeSubnetEnv()
+	cniCode(t, func() error { _, err := n.cni.AddNetworkList(ctx(t), n.list, n.pod("stale")); return err }(), types.ErrTryAgainLater)
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("ADD from a stale subnet file reserved %v", got)
+	}
+	n.agent()
 
 	if v == "1.1.0" {
 		gcCase(t, n)
@@ -350,5 +363,96 @@ func TestLibcniErrors(t *testing.T) {
 		{"delegate not found", n.conflist("1.0.0", "wt90", map[string]any{"delegate": map[string]any{"type": "nosuchplugin"}}), types.ErrInvalidNetworkConfig},
 	} {
 		t.Run(tt.name, func(t *testing.T) { cniCode(t, add(tt.list), tt.code) })
+	}
+}
+
+// The shipped conflist (deploy/cni/10-weft.conflist, also in the DaemonSet)
+// works at the version it declares with Debian 12's plugins 1.1.1, as
+// Podman 4.3 drives them: every plugin of the list, portmap included, must
+// speak that version (libcni's validation, which Podman runs when it loads
+// the network), and ADD must return a result of that version. Only the
+// host paths are moved into the test's dir.
+func TestShippedConflistDebian(t *testing.T) {
+	testenv.Require(t)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	raw, err := os.ReadFile("../deploy/cni/10-weft.conflist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped struct {
+		CNIVersion string           `json:"cniVersion"`
+		Plugins    []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(raw, &shipped); err != nil {
+		t.Fatal(err)
+	}
+	v := shipped.CNIVersion
+	n := newNode(t, 95, v, set.Dir)
+	n.agent()
+	shipped.Plugins[0]["subnetFile"] = filepath.Join(n.runDir, "subnet.env")
+	shipped.Plugins[0]["dataDir"] = n.dataDir
+	shipped.Plugins[0]["delegate"].(map[string]any)["ipam"] = map[string]any{"dataDir": filepath.Dir(n.ipamDir)}
+	var doc map[string]any
+	json.Unmarshal(raw, &doc)
+	doc["plugins"] = shipped.Plugins
+	b, _ := json.Marshal(doc)
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ipamDir = filepath.Join(filepath.Dir(n.ipamDir), list.Name)
+	if _, err := n.cni.ValidateNetworkList(ctx(t), list); err != nil {
+		t.Fatalf("libcni refuses the shipped conflist (cniVersion %s) with %s: %v", v, set.Dir, err)
+	}
+	rt := n.pod("shipped")
+	res, err := n.cni.AddNetworkList(ctx(t), list, rt)
+	if err != nil {
+		t.Fatalf("ADD with the shipped conflist (cniVersion %s): %v", v, err)
+	}
+	if res.Version() != v {
+		t.Fatalf("result version %s, want %s", res.Version(), v)
+	}
+	if got := n.reservations(); len(got) != 1 {
+		t.Fatalf("host-local reservations %v", got)
+	}
+	if err := n.cni.DelNetworkList(ctx(t), list, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("host-local reservations left %v", got)
+	}
+}
+
+// A second ADD of a pod's existing eth0 fails in the real bridge plugin;
+// the pod keeps its eth0, its address reservation and weft-cni's record.
+func TestLibcniReAddKeepsAttachment(t *testing.T) {
+	testenv.Require(t)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	n := newNode(t, 96, "1.0.0", set.Dir)
+	n.agent()
+	rt := n.pod("readd")
+	if _, err := n.cni.AddNetworkList(ctx(t), n.list, rt); err != nil {
+		t.Fatal(err)
+	}
+	before := n.reservations()
+	if _, err := n.cni.AddNetworkList(ctx(t), n.list, rt); err == nil {
+		t.Fatal("a second ADD of the same eth0 succeeded")
+	}
+	if out := ipRun(t, "-n", filepath.Base(rt.NetNS), "link", "show"); !strings.Contains(out, "eth0") {
+		t.Fatalf("the failed re-ADD removed the pod's eth0:\n%s", out)
+	}
+	if got := n.reservations(); !slices.Equal(got, before) {
+		t.Fatalf("reservations %v after the failed re-ADD, want %v", got, before)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(n.dataDir, "*.json")); len(ents) != 1 {
+		t.Fatalf("weft-cni records %v", ents)
+	}
+	if err := n.cni.DelNetworkList(ctx(t), n.list, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.reservations(); len(got) != 0 {
+		t.Fatalf("reservations left %v", got)
 	}
 }

@@ -1,9 +1,11 @@
 // Package cni is weft-cni, the CNI plugin that gives pods addresses from the
 // node's weft subnet. Like flannel's plugin it is a thin delegating wrapper:
 //
-//	ADD    read the agent's subnet.env, build a config for the reference
-//	       bridge plugin (bridge cni0, host-local IPAM over the node's
-//	       subnet, a route to the overlay), save it under dataDir, run it
+//	ADD    read the agent's subnet.env (trusted only while the agent
+//	       answers on weft.sock with that subnet), build a config for the
+//	       reference bridge plugin (bridge cni0, host-local IPAM over the
+//	       node's subnet, a route to the overlay), save it under dataDir,
+//	       run it
 //	DEL    replay the saved config to the delegate, then drop it; nothing
 //	       saved means nothing to do, so DEL works twice, after the agent
 //	       restarted and without subnet.env
@@ -31,6 +33,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/subnetenv"
 )
 
@@ -43,7 +46,8 @@ type Config struct {
 	Stdout io.Writer
 	// DelegateTimeout bounds each run of a delegate plugin. Default 1 minute.
 	DelegateTimeout time.Duration
-	// AgentTimeout bounds STATUS's question to the agent. Default 2 seconds.
+	// AgentTimeout bounds ADD's and STATUS's question to the agent. Default
+	// 2 seconds.
 	AgentTimeout time.Duration
 }
 
@@ -98,10 +102,16 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	sn, err := subnetenv.Read(conf.SubnetFile)
+	// A subnet file whose agent does not answer (killed with -9) would give
+	// the pod an address nothing routes to. Config errors are permanent, so
+	// they are reported first; a dead agent is "try again later".
+	sn, err := api.ReadLiveSubnetEnv(context.Background(), conf.SubnetFile, p.cfg.AgentTimeout)
+	var stale error
 	switch {
 	case errors.Is(err, subnetenv.ErrNoAgent):
 		return errNoAgent(conf.SubnetFile)
+	case errors.Is(err, api.ErrStaleSubnetFile):
+		stale = err
 	case err != nil:
 		return errConfig("subnetFile: %v", err)
 	}
@@ -114,6 +124,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if d.CNIVersion, err = p.negotiate(ctx, conf.CNIVersion, args.Path, d.plugins()); err != nil {
 		return err
 	}
+	if stale != nil {
+		return errAgentDown(stale)
+	}
 	raw, err := d.MarshalJSON()
 	if err != nil {
 		return err
@@ -124,19 +137,39 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 	defer unlock()
-	// Saved first: whatever happens next, DEL can replay it.
+	// An attachment of this container and interface may exist already (a
+	// runtime's retry, or a second ADD by mistake). It is not this call's
+	// to undo: the delegate's DEL is keyed by container and interface only,
+	// so it would tear down the existing eth0 and free its address.
+	_, lerr := st.load(args.ContainerID, args.IfName)
+	existed := !errors.Is(lerr, os.ErrNotExist)
 	rec := record{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, Netns: args.Netns, Delegate: raw}
-	if err := st.save(rec); err != nil {
-		return errIO("dataDir", err)
+	if !existed {
+		// Saved first: whatever happens next, DEL can replay it.
+		if err := st.save(rec); err != nil {
+			return errIO("dataDir", err)
+		}
 	}
 	res, err := p.run(ctx, d.Type, "ADD", raw, args)
 	if err != nil {
+		if existed {
+			// The existing attachment and its record stay as they were.
+			e := errDelegate(d.Type, "ADD", err)
+			e.Msg += fmt.Sprintf(" (container %s already has an attachment on %s; weft-cni left it as it was)", args.ContainerID, args.IfName)
+			return e
+		}
 		// Undo: the delegate releases what it got. If that fails too, keep
 		// the record for the runtime's DEL to retry.
 		if _, derr := p.run(ctx, d.Type, "DEL", raw, args); derr == nil {
 			st.remove(args.ContainerID, args.IfName)
 		}
 		return errDelegate(d.Type, "ADD", err)
+	}
+	if existed {
+		// The delegate set it up again: DEL replays this call's config.
+		if err := st.save(rec); err != nil {
+			return errIO("dataDir", err)
+		}
 	}
 	out, err := res.GetAsVersion(conf.CNIVersion)
 	if err != nil {

@@ -92,6 +92,31 @@ func TestAddWithoutAgent(t *testing.T) {
 	}
 }
 
+// A subnet.env left by an agent killed with -9 (nothing answers on
+// weft.sock), or one whose agent now holds another subnet, is not trusted:
+// ADD fails as "try again later" and the delegate is never asked for an
+// address.
+func TestAddStaleSubnetEnv(t *testing.T) {
+	f := newFixture(t)
+	f.stopAgent()
+	err := f.p.Add(f.args("c1", f.conf("1.0.0", nil)))
+	e := wantCode(t, err, types.ErrTryAgainLater)
+	if !strings.Contains(e.Msg, "agent is not running") || !strings.Contains(e.Msg, "does not answer") || !strings.Contains(e.Msg, f.subnetFile) {
+		t.Fatalf("message %q should say the agent is not running and name %s", e.Msg, f.subnetFile)
+	}
+	fakeAgent(t, f, "10.244.9.0/24")
+	e = wantCode(t, f.p.Add(f.args("c1", f.conf("1.0.0", nil))), types.ErrTryAgainLater)
+	if !strings.Contains(e.Msg, "holds subnet 10.244.9.0/24") {
+		t.Fatalf("message %q", e.Msg)
+	}
+	if n := len(f.exec.Calls()); n != 0 {
+		t.Fatalf("%d delegate calls", n)
+	}
+	if len(f.records()) != 0 {
+		t.Fatal("a record without an attachment")
+	}
+}
+
 func TestAddBadSubnetEnv(t *testing.T) {
 	f := newFixture(t)
 	f.writeSubnetEnv("WEFT_NETWORK=10.244.0.0/16\n")
@@ -141,6 +166,36 @@ func TestAddUndoesOnFailure(t *testing.T) {
 	f.p.Add(f.args("c1", f.conf("1.0.0", nil)))
 	if len(f.records()) != 1 {
 		t.Fatal("record dropped although the delegate kept its resources")
+	}
+}
+
+// A second ADD of an attachment that exists fails in the delegate
+// ("eth0 already exists"); its undo must leave the existing attachment:
+// no delegate DEL (it would remove eth0 and free the address), the saved
+// config unchanged.
+func TestReAddKeepsExistingAttachment(t *testing.T) {
+	f := newFixture(t)
+	f.add("c1", f.conf("1.0.0", nil))
+	saved := f.records()
+	f.exec.Set("bridge", &cnitest.Plugin{Handle: cnitest.Fail(types.ErrInternal, "container veth name provided (eth0) already exists", "ADD")})
+	f.exec.Reset()
+	conf := f.conf("1.0.0", map[string]any{"delegate": map[string]any{"bridge": "other0"}})
+	e := wantCode(t, f.p.Add(f.args("c1", conf)), types.ErrInternal)
+	if !strings.Contains(e.Msg, "eth0) already exists") || !strings.Contains(e.Msg, "left it as it was") {
+		t.Fatalf("message %q", e.Msg)
+	}
+	if dels := f.exec.Calls("DEL"); len(dels) != 0 {
+		t.Fatalf("the failed re-ADD ran the delegate's DEL on the existing attachment: %+v", dels)
+	}
+	if recs := f.records(); len(recs) != 1 || !bytes.Equal(recs[0].Delegate, saved[0].Delegate) {
+		t.Fatalf("records %+v, want the first ADD's", recs)
+	}
+
+	// A re-ADD the delegate accepts saves its own config for DEL.
+	f.exec.Set("bridge", &cnitest.Plugin{})
+	f.add("c1", conf)
+	if recs := f.records(); len(recs) != 1 || !bytes.Equal(recs[0].Delegate, f.exec.Calls("ADD")[1].Stdin) {
+		t.Fatalf("records %+v, want the second ADD's", recs)
 	}
 }
 

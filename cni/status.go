@@ -3,7 +3,6 @@ package cni
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -23,28 +22,21 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	sn, err := subnetenv.Read(conf.SubnetFile)
+	sn, err := api.ReadLiveSubnetEnv(context.Background(), conf.SubnetFile, p.cfg.AgentTimeout)
 	switch {
 	case errors.Is(err, subnetenv.ErrNoAgent):
 		return errNotAvailable("the weft agent is not running on this node (%s does not exist)", conf.SubnetFile)
+	case errors.Is(err, api.ErrStaleSubnetFile):
+		return errNotAvailable("%v", err)
 	case err != nil:
 		return errNotAvailable("subnetFile: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AgentTimeout)
-	subnet, err := agentSubnet(ctx, conf.SocketPath())
-	cancel()
-	if err != nil {
-		return errNotAvailable("the weft agent does not answer on %s (%v); %s may be left over from an agent that crashed", conf.SocketPath(), err, conf.SubnetFile)
-	}
-	if subnet != sn.Subnet {
-		return errNotAvailable("the weft agent holds subnet %s but %s says %s", subnet, conf.SubnetFile, sn.Subnet)
 	}
 
 	d, err := conf.buildDelegate(sn)
 	if err != nil {
 		return err
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 2*p.cfg.DelegateTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*p.cfg.DelegateTimeout)
 	defer cancel()
 	for _, name := range d.plugins() {
 		path, err := p.find(name, args.Path)
@@ -73,14 +65,4 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 func (p *Plugin) speaks(ctx context.Context, path, v string) bool {
 	info, err := invoke.GetVersionInfo(ctx, path, p.cfg.Exec)
 	return err == nil && slices.Contains(info.SupportedVersions(), v)
-}
-
-// agentSubnet asks the agent on its control socket (GET /v1/status, the
-// contract of `weft status --json`) which subnet it holds.
-func agentSubnet(ctx context.Context, socket string) (netip.Prefix, error) {
-	s, err := api.NewSocketClient(socket).Status(ctx)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return s.Subnet, nil
 }

@@ -32,6 +32,12 @@ func TestTrace(t *testing.T) {
 	requireTools(t, "ping")
 	_, nodes := insecureWeftLab(t, "tr", 3, "")
 	h1, h2, h3 := nodes[0], nodes[1], nodes[2]
+	// A peer the node does not know is one line and exit 1, not a silent
+	// wait for packets that never come.
+	out, err := h2.Host.Run(t.Context(), weftBin, "trace", "--run-dir", h2.RunDir, "--peer", "nosuch")
+	if err == nil || strings.TrimSpace(out) != "weft trace: no peer named nosuch (weft status lists the peers)" {
+		t.Fatalf("trace --peer nosuch: %v\n%s", err, out)
+	}
 	if err := h3.Stop(); err != nil { // h3's endpoint becomes a rogue peer's
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -58,8 +59,12 @@ func ReadKeyFile(path string) ([][]byte, error) {
 
 // WriteKeyFile writes key to a new file at path, mode 0600, in the form
 // ReadKeyFile reads. It never overwrites an existing file: that may hold a
-// key a cluster still uses.
+// key a cluster still uses. Missing parent directories are created with mode
+// 0700 (a fresh host has no /etc/weft); existing ones are left as they are.
 func WriteKeyFile(path string, key []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err

@@ -37,3 +37,27 @@ func TestReadKeyFile(t *testing.T) {
 		t.Error("a missing file was read")
 	}
 }
+
+// The README's first real-hosts command writes /etc/weft/cluster.key on a
+// host that has no /etc/weft yet.
+func TestWriteKeyFileMakesParents(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "etc", "weft", "cluster.key")
+	key, _ := GenerateKey()
+	if err := WriteKeyFile(path, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(dir, "etc"), filepath.Join(dir, "etc", "weft")} {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, mode %v, want 0700", d, err, st.Mode().Perm())
+		}
+	}
+	keys, err := ReadKeyFile(path)
+	if err != nil || len(keys) != 1 || KeyID(keys[0]) != KeyID(key) {
+		t.Fatalf("read back: %v", err)
+	}
+	if err := WriteKeyFile(path, key); err == nil {
+		t.Fatal("an existing key file was overwritten")
+	}
+}

@@ -23,7 +23,10 @@ package node
 //
 // A peer whose probes go unanswered while gossip still hears it has a broken
 // data path (a firewall on the UDP port is the usual cause), and status says
-// so. docs/wire-format.md has the message format.
+// so, but only if gossip heard the peer after the probes began to fail: a
+// crashed peer stays "alive" in gossip for seconds, yet was last heard
+// before that, so it is reported as possibly down. docs/wire-format.md has
+// the message format.
 
 import (
 	"cmp"
@@ -36,7 +39,6 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/api"
-	"github.com/weftnet/weft/peer"
 )
 
 const (
@@ -108,7 +110,10 @@ type pathSummary struct {
 	state                     string
 	ok, lost, inARow          int // answered and lost probes in the window; lost since the last answer
 	lastOK, lastData, checked time.Time
-	rtt                       time.Duration
+	// failedSince is when the oldest probe of the current unanswered
+	// streak counted as lost (sent + timeout); zero without a streak.
+	failedSince time.Time
+	rtt         time.Duration
 }
 
 // summarize sums up the evidence at now: a probe counts as lost once it is
@@ -134,6 +139,7 @@ func (h *pathHealth) summarize(now time.Time, timeout time.Duration) pathSummary
 			s.lost++
 			if streak {
 				s.inARow++
+				s.failedSince = r.sent.Add(timeout) // older ones come later
 			}
 			lastLost = later(lastLost, r.sent.Add(timeout))
 		}
@@ -153,10 +159,12 @@ func (h *pathHealth) summarize(now time.Time, timeout time.Duration) pathSummary
 	return s
 }
 
-// status is the path as status shows it at now (see summarize). gossip
-// says whether gossip hears the peer (for the reason), ep is the peer's data
-// endpoint.
-func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, ep netip.AddrPort) api.PathStatus {
+// status is the path as status shows it at now (see summarize). heard is
+// when gossip last heard the peer (zero: a static peer, or never), for the
+// reason: a firewall is blamed only if gossip heard the peer after the
+// probes began to fail (summarize's failedSince); heard before that, the
+// peer may simply be down. ep is the peer's data endpoint.
+func (h *pathHealth) status(now time.Time, timeout time.Duration, heard time.Time, ep netip.AddrPort) api.PathStatus {
 	sum := h.summarize(now, timeout)
 	s := api.PathStatus{State: sum.state}
 	if !sum.lastOK.IsZero() {
@@ -179,9 +187,13 @@ func (h *pathHealth) status(now time.Time, timeout time.Duration, gossip bool, e
 		} else {
 			s.Reason += fmt.Sprintf(" (last answer %s ago)", now.Sub(*s.LastOK).Round(time.Second))
 		}
-		if gossip {
+		switch {
+		case !heard.IsZero() && heard.After(sum.failedSince):
 			s.Reason += fmt.Sprintf("; gossip still hears the peer, so UDP to port %d is blocked (a firewall?) or the peer's endpoint is wrong", ep.Port())
-		} else {
+		case !heard.IsZero():
+			s.Reason += fmt.Sprintf("; gossip last heard the peer %s ago, before the probes failed: the peer may be down (crashed or cut off); if gossip keeps hearing it, UDP to port %d is blocked (a firewall?)",
+				now.Sub(heard).Round(time.Second), ep.Port())
+		default:
 			s.Reason += fmt.Sprintf("; is the peer running, and does UDP to %s reach it (a firewall?)", ep)
 		}
 	case api.PathUnknown:
@@ -234,10 +246,10 @@ func (n *Node) logPath(p *Peer, now time.Time) {
 	}
 	switch st {
 	case api.PathOK:
-		s := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
+		s := p.path.status(now, n.probeTimeout(), n.lastHeard(p), p.Endpoint)
 		n.log.Info("data path to peer works", "peer", p.Name, "endpoint", p.Endpoint, "rtt_ms", s.RTTMs)
 	case api.PathUnreachable:
-		s := p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
+		s := p.path.status(now, n.probeTimeout(), n.lastHeard(p), p.Endpoint)
 		n.log.Warn("data path to peer unreachable", "peer", p.Name, "endpoint", p.Endpoint, "reason", s.Reason)
 	}
 	p.path.logged = st

@@ -79,7 +79,7 @@ func (s *probeSim) tick() []*Peer {
 }
 
 func (s *probeSim) status(p *Peer) api.PathStatus {
-	return p.path.status(s.now, probeTimeoutIntervals*s.interval, false, p.Endpoint)
+	return p.path.status(s.now, probeTimeoutIntervals*s.interval, time.Time{}, p.Endpoint)
 }
 
 // An idle cluster of 1,000 costs the budget and no more, and the sweep

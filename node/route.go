@@ -44,6 +44,13 @@ func (t *table) lookup(dst netip.Addr) *Peer {
 	return p
 }
 
+// has reports whether the table holds a peer named name, routable or not
+// (a dead peer's packets can still arrive and be traced).
+func (t *table) has(name string) bool {
+	_, ok := slices.BinarySearchFunc(t.peers, name, func(p *Peer, name string) int { return strings.Compare(p.Name, name) })
+	return ok
+}
+
 // buildTable checks a peer set against this node's own network and subnet
 // and returns the new snapshot. A peer that does not check out (outside the
 // network, overlapping another, a name or endpoint twice) is left out and

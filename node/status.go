@@ -7,7 +7,6 @@ import (
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
-	"github.com/weftnet/weft/peer"
 )
 
 // ioCounters are the loops' I/O counters, bumped once per batch.
@@ -45,7 +44,7 @@ func (n *Node) Status() api.Status {
 	for _, p := range t.peers {
 		path := api.PathStatus{State: api.PathUnknown, Reason: "not probed: the peer is " + string(p.State)}
 		if p.State.Routable() {
-			path = p.path.status(now, n.probeTimeout(), p.State != peer.Static, p.Endpoint)
+			path = p.path.status(now, n.probeTimeout(), n.lastHeard(p), p.Endpoint)
 		}
 		s.Peers = append(s.Peers, api.PeerStatus{
 			Name: p.Name, Subnet: p.Subnet, Endpoint: p.Endpoint, State: p.State,
@@ -53,17 +52,27 @@ func (n *Node) Status() api.Status {
 			RxBytes: p.rxBytes.Load(), TxBytes: p.txBytes.Load(),
 			Path: path,
 		})
-		if !p.LastSeen.IsZero() {
-			last := p.LastSeen
-			for _, r := range n.heard {
-				if t, ok := r.LastHeard(p.Name); ok && t.After(last) {
-					last = t
-				}
-			}
+		if last := n.lastHeard(p); !last.IsZero() {
 			s.Peers[len(s.Peers)-1].LastSeen = &last
 		}
 	}
 	return s
+}
+
+// lastHeard is when gossip last heard p: the newest of its LastSeen and what
+// the node's HeardReporters say. Zero for a peer gossip does not know (a
+// static one).
+func (n *Node) lastHeard(p *Peer) time.Time {
+	last := p.LastSeen
+	if last.IsZero() {
+		return last
+	}
+	for _, r := range n.heard {
+		if t, ok := r.LastHeard(p.Name); ok && t.After(last) {
+			last = t
+		}
+	}
+	return last
 }
 
 // Handlers adds the node's endpoints to the control API: status, trace and

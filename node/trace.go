@@ -138,11 +138,16 @@ func ports(pkt []byte, ip ipInfo) (src, dst uint16) {
 
 // serveTrace streams events matching the query's filter as JSON lines
 // until the reader goes away. Every second in which events were lost, a
-// notice with the total lost so far goes out.
+// notice with the total lost so far goes out. A filter for a peer the node
+// does not know (a typo would otherwise wait for packets forever) is 400.
 func (n *Node) serveTrace(w http.ResponseWriter, r *http.Request) {
 	f, err := api.ParseTraceFilter(r.URL.Query())
 	if err != nil {
 		api.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	if f.Peer != "" && !n.table.Load().has(f.Peer) {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("no peer named %s (weft status lists the peers)", f.Peer))
 		return
 	}
 	flusher, ok := w.(http.Flusher)

@@ -6,13 +6,14 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/subnetenv"
 )
 
 // cmdEnv prints the node's subnet.env in the forms container runtimes on a
 // plain host need: shell variables, Docker's daemon settings, a Podman
-// network.
-func cmdEnv(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// network. A file whose agent does not answer (killed with -9) is refused.
+func cmdEnv(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("env", stderr)
 	runDir := runDirFlag(fs)
 	format := fs.String("format", "env", "output `format`: env (shell variables), docker (daemon.json and dockerd flags), podman (a network create command) or json")
@@ -20,7 +21,7 @@ func cmdEnv(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	s, err := subnetenv.Read(filepath.Join(*runDir, subnetenv.File))
+	s, err := api.ReadLiveSubnetEnv(ctx, filepath.Join(*runDir, subnetenv.File), api.AgentTimeout)
 	if err != nil {
 		return fmt.Errorf("%w (is weft up running with --run-dir %s?)", err, *runDir)
 	}

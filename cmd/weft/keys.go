@@ -21,9 +21,8 @@ func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	line := encap.FormatKey(key) + "\n"
 	if *out == "" {
-		_, err := io.WriteString(stdout, line)
+		_, err := fmt.Fprintln(stdout, encap.FormatKey(key))
 		return err
 	}
 	if err := encap.WriteKeyFile(*out, key); err != nil {
@@ -63,11 +62,7 @@ func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tUSE")
 		for _, id := range s.Encryption.KeyIDs {
-			use := "accepts"
-			if id == s.Encryption.Primary {
-				use = "accepts, sends"
-			}
-			fmt.Fprintf(tw, "%d\t%s\n", id, use)
+			fmt.Fprintf(tw, "%d\taccepts%s\n", id, map[bool]string{true: ", sends"}[id == s.Encryption.Primary])
 		}
 		return tw.Flush()
 	case "add":

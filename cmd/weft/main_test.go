@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/api/apitest"
 	"github.com/weftnet/weft/encap"
 )
 
@@ -92,14 +93,18 @@ func TestKeygenAndKeyFile(t *testing.T) {
 }
 
 // weft env prints subnet.env in a runtime's form (subnetenv tests every
-// form); a bad format or a missing file is a one-line error.
+// form); a bad format, a missing file or one no agent answers for is a
+// one-line error.
 func TestEnv(t *testing.T) {
 	dir := t.TempDir()
-	env := "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.3.0/24\nWEFT_MTU=1424\nWEFT_IPMASQ=false\n"
-	if err := os.WriteFile(dir+"/subnet.env", []byte(env), 0o644); err != nil {
+	if err := os.WriteFile(dir+"/subnet.env", []byte("WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.3.0/24\nWEFT_MTU=1424\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
+	if code := run([]string{"env", "--run-dir", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "does not answer") {
+		t.Errorf("subnet.env left by a killed agent: exit %d, %q", code, errb.String()) // issue 17 item 6
+	}
+	apitest.Agent(t, dir, "10.244.3.0/24")
 	if code := run([]string{"env", "--run-dir", dir, "--format", "podman"}, &out, &errb); code != 0 ||
 		!strings.Contains(out.String(), "podman network create --subnet 10.244.3.0/24 --gateway 10.244.3.1 --opt mtu=1424 weft\n") {
 		t.Fatalf("env --format podman: exit %d: %s%s", code, out.String(), errb.String())
