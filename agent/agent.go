@@ -52,6 +52,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, m)
 	}
+	if cfg.Kube != nil {
+		k, err := startKube(ctx, &cfg, under.Addr)
+		if err != nil || k == nil {
+			return err // nil: stopped while waiting for the podCIDR
+		}
+		sources = append(sources, k)
+	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
 	if err != nil {
 		closeGossip(m)
