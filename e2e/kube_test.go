@@ -63,6 +63,22 @@ func TestKube(t *testing.T) {
 	kubectl(t, cp, "apply", "--dry-run=server", "-f", manifest)
 	kubectl(t, cp, "apply", "-f", manifest)
 
+	// An agent whose Node does not exist yet waits, and status says why.
+	stopAtEnd(t, nodes)
+	if err := nodes[0].Launch(); err != nil {
+		t.Fatal(err)
+	}
+	err = testenv.Poll(t.Context(), waitTimeout, "h1's status saying what it waits for", func() error {
+		r := runWeft(t, nodes[0].Host, "status", "--run-dir", nodes[0].RunDir)
+		if r.code != 1 || !strings.Contains(r.stderr, `waiting for Node "h1" to exist`) {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Three Nodes, registered as kubelets do; nodeipam gives each a podCIDR.
 	hosts := l.Hosts[:3]
 	for _, h := range hosts {
@@ -76,13 +92,22 @@ func TestKube(t *testing.T) {
 	}
 	podCIDRs := waitPodCIDRs(t, client, hosts)
 
-	stopAtEnd(t, nodes)
 	ctx, cancel := context.WithTimeout(t.Context(), kubeTimeout)
 	defer cancel()
-	for _, w := range nodes {
+	for _, w := range nodes[1:] {
 		if err := w.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	err = testenv.Poll(ctx, waitTimeout, "h1 up on its podCIDR", func() error {
+		s, err := nodes[0].Status(ctx)
+		if err == nil {
+			nodes[0].Subnet, nodes[0].Addr = s.Subnet, s.Address
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// Each took exactly its Node's podCIDR and lists the others by Node
