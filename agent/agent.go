@@ -64,6 +64,13 @@ func Run(ctx context.Context, cfg Config) error {
 		closeGossip(m)
 		return err
 	}
+	removeMasq, err := installMasq(&cfg)
+	if err != nil {
+		n.Close()
+		closeGossip(m)
+		return err
+	}
+	defer removeMasq()
 	srv := api.NewServer()
 	n.Handlers(srv)
 	handleLeases(srv, m)

@@ -24,6 +24,7 @@ type Status struct {
 	Encryption    EncryptionStatus  `json:"encryption"`
 	IO            IOStatus          `json:"io"`
 	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
+	IPMasq        bool              `json:"ip_masq"`       // --ip-masq: traffic leaving the overlay is masqueraded (nftables table "weft")
 }
 
 // Underlay is the host interface weft's UDP traffic leaves by, and why it

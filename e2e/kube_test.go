@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,21 +36,22 @@ const manifest = "../deploy/kubernetes/weft.yaml"
 
 func TestKube(t *testing.T) {
 	testenv.Require(t)
-	requireTools(t, "ip", "ethtool", "ping")
+	requireTools(t, "ip", "ethtool", "ping", "nft")
 	testenv.Need(t, lab.RequireKube())
 	cnitool, err := cnitest.Cnitool()
 	testenv.Need(t, err)
 	plugins := cnitest.PluginSets()[0]
 	testenv.Need(t, plugins.Check())
 
-	l := newLab(t, "kube", 4)
+	// h1..h3 run weft, h4 the control plane; h5 is outside the overlay.
+	l := newLab(t, "kube", 5)
 	cp := startControlPlane(t, l, l.Host(4))
 	client := kubeClient(t, cp)
 
 	// weft on h1..h3 will run with --kube --kubeconfig, as the service
 	// account; PrepareWeft makes the cluster key.
 	dir := t.TempDir()
-	prepared, err := l.PrepareWeft(t.Context(), lab.WeftConfig{Binary: weftBin, Dir: dir, Kubeconfig: cp.WeftKubeconfig})
+	prepared, err := l.PrepareWeft(t.Context(), lab.WeftConfig{Binary: weftBin, Dir: dir, Kubeconfig: cp.WeftKubeconfig, Args: []string{"--ip-masq"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +140,7 @@ func TestKube(t *testing.T) {
 	pods := make([]*pod, len(nodes))
 	for i, w := range nodes {
 		h := installCNI(t, l, w, plugins, cnitool)
+		defaultGateway(t, h)
 		pods[i] = h.newPod("a")
 		h.add(pods[i])
 	}
@@ -145,6 +148,8 @@ func TestKube(t *testing.T) {
 		q := pods[(i+1)%len(pods)]
 		waitPing(t, p.Host, q.addr)
 	}
+
+	checkEgress(t, l.Host(5), nodes[0], pods[0])
 
 	// Deleting a Node withdraws its routes everywhere.
 	if err := client.CoreV1().Nodes().Delete(t.Context(), "h3", metav1.DeleteOptions{}); err != nil {
@@ -155,6 +160,17 @@ func TestKube(t *testing.T) {
 	}
 	noPing(t, pods[0].Host, pods[2].addr)
 	waitPing(t, pods[0].Host, pods[1].addr)
+
+	// A clean stop takes the egress rules away.
+	if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", "ip", "weft"); err != nil {
+		t.Fatalf("--ip-masq table missing while weft runs: %v\n%s", err, out)
+	}
+	if err := nodes[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", "ip", "weft"); err == nil {
+		t.Errorf("--ip-masq table left after a clean stop:\n%s", out)
+	}
 }
 
 // startControlPlane starts the control plane on h, stopped when the test
@@ -271,4 +287,47 @@ func hostIndex(name string) int {
 	var i int
 	fmt.Sscanf(strings.TrimPrefix(name, "h"), "%d", &i)
 	return i
+}
+
+// checkEgress checks --ip-masq: a pod on w reaches outside, a host on the
+// underlay only, which sees w's node address; status and doctor report the
+// rules; a clean stop removes them.
+func checkEgress(t *testing.T, outside *lab.Host, w *lab.Weft, p *pod) {
+	t.Helper()
+	dst := netip.AddrPortFrom(outside.Addr, 9999)
+	ln := listenUDP(t, outside, dst)
+	c, err := lab.InNetns(p.Host, func() (*net.UDPConn, error) {
+		return net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("egress")); err != nil {
+		t.Fatal(err)
+	}
+	if _, from, err := recvUDP(ln, ioTimeout); err != nil || from.Addr() != w.Host.Addr {
+		t.Fatalf("datagram from pod %s to %s: from %v (%v), want the node's address %s", p.addr, dst, from, err, w.Host.Addr)
+	}
+	waitPing(t, p.Host, outside.Addr) // the replies find their way back
+
+	if _, m := cliStatusJSON(t, w); m["ip_masq"] != true {
+		t.Errorf("%s: status ip_masq = %v", w.Name, m["ip_masq"])
+	}
+	if r := runWeft(t, w.Host, "doctor", "--run-dir", w.RunDir); !strings.Contains(r.stdout, "egress masqueraded") {
+		t.Errorf("%s: weft doctor does not report the masquerade:\n%s", w.Name, r.stdout)
+	}
+}
+
+// defaultGateway makes h's pods route everything through the bridge, as
+// the shipped conflist does ("isDefaultGateway": true), so they can reach
+// outside the overlay.
+func defaultGateway(t *testing.T, h *cniHost) {
+	t.Helper()
+	conf := h.conf("1.1.0", map[string]any{"delegate": map[string]any{
+		"isDefaultGateway": true, "ipam": map[string]any{"dataDir": filepath.Dir(h.ipamDir)}}})
+	list := fmt.Sprintf(`{"cniVersion": "1.1.0", "name": %q, "plugins": [%s]}`, h.network, conf)
+	if err := os.WriteFile(filepath.Join(h.netDir, "10-weft.conflist"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

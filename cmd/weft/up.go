@@ -64,6 +64,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	useKube := fs.Bool("kube", false, "take this node's subnet (its Node's podCIDR) and peers from Kubernetes' Nodes; no gossip")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `file` for --kube, which it implies (default: the in-cluster config)")
+	fs.BoolVar(&cfg.IPMasq, "ip-masq", false, "masquerade traffic from the overlay to outside --network (nftables table ip weft)")
 	fs.StringVar(&a.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics (default: off)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return o, err
