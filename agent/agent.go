@@ -77,11 +77,25 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Node.Subnet = subnet
 		sources = append(sources, m)
 	}
+	if cfg.Kube != nil {
+		k, err := startKube(ctx, &cfg, under.Addr, srv)
+		if err != nil || k == nil {
+			return err // nil: stopped while waiting for the podCIDR
+		}
+		sources = append(sources, k)
+	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
 	if err != nil {
 		closeGossip(m)
 		return err
 	}
+	removeMasq, err := installMasq(&cfg)
+	if err != nil {
+		n.Close()
+		closeGossip(m)
+		return err
+	}
+	defer removeMasq()
 	n.Handlers(srv)
 	if m != nil && !cfg.Node.Insecure {
 		n.SetKeyHook(gossipKeys{m})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/weftnet/weft/kube"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/node"
 )
@@ -23,6 +24,7 @@ type Config struct {
 	LeaseTTL    time.Duration // --lease-ttl: how long a gone node's subnet stays reserved; default 24h
 	MetricsAddr string        // --metrics-addr: serve Prometheus metrics at host:port; "" is off
 	Version     string        // the weft version, for weft_build_info
+	Kube        *kube.Config  // --kube: subnet and peers from the cluster's Nodes (agent/kube.go); nil is off
 
 	Log *slog.Logger // default slog.Default()
 	// OpenTun creates the TUN device; nil is tunnel.Open. Tests pass an
@@ -47,10 +49,13 @@ func DefaultConfig() Config {
 
 // Validate checks the configuration without touching the system.
 func (c *Config) Validate() error {
+	if err := c.validateKube(); err != nil {
+		return err
+	}
 	switch {
 	case c.GossipPort < 0 || c.GossipPort > 65535:
 		return fmt.Errorf("--gossip-port %d: want 0 to 65535", c.GossipPort)
-	case c.GossipPort == 0 && !c.Node.Subnet.IsValid():
+	case c.GossipPort == 0 && c.Kube == nil && !c.Node.Subnet.IsValid():
 		return errors.New("--subnet is required with --gossip-port 0 (without gossip nobody leases a subnet)")
 	case c.GossipPort == 0 && len(c.Join) > 0:
 		return errors.New("--join needs gossip: drop --gossip-port 0")

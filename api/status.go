@@ -33,6 +33,7 @@ type Status struct {
 	Encryption    EncryptionStatus  `json:"encryption"`
 	IO            IOStatus          `json:"io"`
 	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
+	IPMasq        bool              `json:"ip_masq"`       // --ip-masq: traffic leaving the overlay is masqueraded (nftables table "weft")
 }
 
 // States of a node in Status.

@@ -28,6 +28,9 @@ func (s *Status) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
 	}
+	if s.IPMasq {
+		fmt.Fprintf(w, "egress    masqueraded (--ip-masq: nftables table weft)\n")
+	}
 	if s.TraceReaders > 0 {
 		fmt.Fprintf(w, "trace     %d weft trace session(s) attached\n", s.TraceReaders)
 	}

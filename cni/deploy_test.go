@@ -50,7 +50,7 @@ func TestDeployConfigs(t *testing.T) {
 		t.Fatalf("delegate %+v", d)
 	}
 	for _, want := range []string{"defaultMode: 0600", "--key-file /etc/weft/key/cluster.key", "mountPath: /etc/weft/key",
-		"clusterIP: None", "hostNetwork: true", "privileged: true", "path: /run/weft\n"} {
+		"weft up --kube", "verbs: [\"get\", \"list\", \"watch\", \"patch\"]", "hostNetwork: true", "privileged: true", "path: /run/weft\n"} {
 		if !strings.Contains(string(manifest), want) {
 			t.Errorf("manifest lacks %q", want)
 		}

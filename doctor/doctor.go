@@ -54,6 +54,7 @@ func Check(s *api.Status) []Finding {
 	checkClock(&f, s)
 	checkPeers(&f, s)
 	checkDrops(&f, s)
+	checkMasq(&f, s)
 	return f
 }
 

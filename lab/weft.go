@@ -31,6 +31,10 @@ type WeftConfig struct {
 	// every node gets the /24 with third byte i and static --peer flags for
 	// all others, and gossip is off (--gossip-port 0).
 	Gossip bool
+	// Kubeconfig runs the nodes in Kubernetes mode (--kube --kubeconfig
+	// Kubeconfig): each takes its subnet from the Node named for its host
+	// and finds its peers there, and neither gossip nor --peer is used.
+	Kubeconfig string
 	// Insecure runs the nodes with --insecure; by default the lab makes a
 	// cluster key (weft keygen) and starts every node with --key-file.
 	Insecure bool
@@ -101,6 +105,8 @@ func (l *Lab) PrepareWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) 
 			n.Args = append(n.Args, "--tun-driver", cfg.Driver)
 		}
 		switch {
+		case cfg.Kubeconfig != "":
+			n.Args = append(n.Args, "--kube", "--kubeconfig", cfg.Kubeconfig)
 		case cfg.Gossip && i > 0:
 			n.Args = append(n.Args, "--join", nodes[0].Host.Addr.String())
 		case !cfg.Gossip:

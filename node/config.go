@@ -28,6 +28,7 @@ type Config struct {
 	Insecure  bool           // --insecure: run without authentication or encryption
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
+	IPMasq    bool           // --ip-masq: the agent masquerades overlay → outside (package masq); shown in status
 	VNI       uint32         // GENEVE network id; default 1
 	// ProbeInterval is the prober's tick (--probe-interval); default 1s.
 	// Each tick it probes the peers it sent data to and heard nothing from,

@@ -27,6 +27,7 @@ func (n *Node) Status() api.Status {
 		Drops:        n.drops.snapshot(),
 		Offloads:     api.OffloadStatus{Tun: api.TunOffloads(n.tun.Offloads()), UDP: api.UDPOffloads(n.conn.Offloads())},
 		TraceReaders: n.trace.readers(),
+		IPMasq:       n.cfg.IPMasq,
 		IO: api.IOStatus{
 			TunReads: n.io.tunReads.Load(), TunReadPackets: n.io.tunReadPackets.Load(),
 			TunWrites: n.io.tunWrites.Load(), TunWritePackets: n.io.tunWritePackets.Load(),

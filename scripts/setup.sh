@@ -39,3 +39,45 @@ if [ ! -x "$plugins_dir/bridge" ] || [ ! -x "$plugins_dir/host-local" ]; then
     "github.com/containernetworking/plugins/plugins/main/bridge@$cni_plugins_version" \
     "github.com/containernetworking/plugins/plugins/ipam/host-local@$cni_plugins_version")
 fi
+
+# The Kubernetes tier (e2e/kube_test.go) runs a real control plane: Debian's
+# etcd (3.4 works with kube-apiserver 1.34) and kube-apiserver,
+# kube-controller-manager and kubectl built from k8s.io/kubernetes through the
+# module proxy into $WEFT_K8S_TOOLS (lab/kube.go reads the same place). The
+# build takes ~10 minutes on 2 cores, so it runs once; later runs find the
+# stamp and say nothing. k8s.io/kubernetes requires its staging modules at
+# v0.0.0, so a throwaway module replaces each with the matching v0.34.x.
+command -v etcd >/dev/null 2>&1 || {
+  echo "==> installing etcd-server (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+  # The package starts a system etcd on 127.0.0.1:2379; the tests run their own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+}
+k8s_tools=${WEFT_K8S_TOOLS:-/opt/weft-test/k8s}
+k8s_version=v1.34.4
+if [ "$(cat "$k8s_tools/VERSION" 2>/dev/null)" != "$k8s_version" ]; then
+  echo "==> building kube-apiserver, kube-controller-manager, kubectl $k8s_version into $k8s_tools (~10 min, once)"
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  staging=v0.${k8s_version#v1.}
+  (
+    cd "$build"
+    go mod init weft-k8s-tools >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@$k8s_version"
+    mod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+    for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { print $1 }' "$mod" | sort -u); do
+      go mod edit -replace="$m=$m@$staging"
+    done
+    minor=$(echo "$k8s_version" | cut -d. -f2)
+    v=k8s.io/component-base/version
+    ldflags="-s -w -X $v.gitVersion=$k8s_version -X $v.gitMajor=1 -X $v.gitMinor=$minor"
+    mkdir -p "$k8s_tools/bin"
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$k8s_tools/bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl
+  )
+  echo "$k8s_version" >"$k8s_tools/VERSION"
+fi

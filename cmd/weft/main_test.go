@@ -30,6 +30,7 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--subnet", "10.244.1.0/24", "--subnet-len", "8"}, "--subnet-len"},
 		{[]string{"--subnet", "10.244.1.0/24", "--log-level", "loud"}, "--log-level"},
 		{[]string{"--subnet", "10.244.1.0/24", "stray"}, "unexpected argument"},
+		{[]string{"--subnet", "10.244.1.0/24", "--kube"}, "--subnet and --kube"},
 	}
 	for _, tc := range cases {
 		var out, errOut bytes.Buffer

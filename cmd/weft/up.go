@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/kube"
 	"github.com/weftnet/weft/node"
 	"github.com/weftnet/weft/peer"
 	"github.com/weftnet/weft/tunnel"
@@ -31,19 +31,11 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	cfg := &a.Node
 	a.Version = version
 	fs := newFlagSet("up", stderr)
-	fs.StringVar(&cfg.Name, "name", "", "this node's `name` among its peers (default: the hostname)")
-	fs.Func("listen", "UDP `address:port` for overlay traffic (default 0.0.0.0:6081)", func(s string) error {
-		ap, err := netip.ParseAddrPort(s)
-		cfg.Listen = ap
-		return err
-	})
-	fs.Func("advertise", "this node's underlay `IP` (default: the address of the default-route interface)", func(s string) error {
-		ad, err := netip.ParseAddr(s)
-		cfg.Advertise = ad
-		return err
-	})
-	fs.Func("network", "the whole overlay `CIDR` (default 10.244.0.0/16)", prefixFlag(&cfg.Network))
-	fs.Func("subnet", "this node's `CIDR` inside --network (default: gossip leases a free one)", prefixFlag(&cfg.Subnet))
+	fs.StringVar(&cfg.Name, "name", "", "this node's `name` among its peers, with --kube its Node's (default: the hostname)")
+	fs.TextVar(&cfg.Listen, "listen", cfg.Listen, "UDP `address:port` for overlay traffic")
+	fs.TextVar(&cfg.Advertise, "advertise", cfg.Advertise, "this node's underlay `IP` (default: the address of the default-route interface)")
+	fs.TextVar(&cfg.Network, "network", cfg.Network, "the whole overlay `CIDR` (with --kube: the cluster CIDR)")
+	fs.TextVar(&cfg.Subnet, "subnet", cfg.Subnet, "this node's `CIDR` inside --network (default: gossip leases a free one)")
 	fs.IntVar(&cfg.SubnetLen, "subnet-len", cfg.SubnetLen, "prefix `length` of node subnets picked from --network")
 	fs.Func("peer", "a static peer `NAME=SUBNET@IP[:PORT]` (repeatable; port default 6081)", func(s string) error {
 		p, err := peer.Parse(s, encap.Port)
@@ -70,6 +62,9 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "the data-path prober's tick: how often a peer that is sent data but sends none back, or leaves a probe unanswered, is probed, and the pace of the idle sweep (`duration`; 100ms to 1m; at most 20 probes a second in all)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	useKube := fs.Bool("kube", false, "take this node's subnet (its Node's podCIDR) and peers from Kubernetes' Nodes; no gossip")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `file` for --kube, which it implies (default: the in-cluster config)")
+	fs.BoolVar(&cfg.IPMasq, "ip-masq", false, "masquerade traffic from the overlay to outside --network (nftables table ip weft)")
 	fs.StringVar(&a.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics (default: off)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return o, err
@@ -79,6 +74,9 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return o, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if *useKube || *kubeconfig != "" {
+		a.Kube, a.GossipPort = &kube.Config{Kubeconfig: *kubeconfig}, 0
 	}
 	if cfg.Name == "" {
 		cfg.Name = node.DefaultConfig().Name
@@ -114,12 +112,4 @@ func cmdUp(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	o.agent.Log = slog.New(handler)
 	return agent.Run(ctx, o.agent)
-}
-
-func prefixFlag(dst *netip.Prefix) func(string) error {
-	return func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		*dst = p
-		return err
-	}
 }
