@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/internal/testenv"
@@ -59,6 +61,53 @@ func TestPathBlockedDataPort(t *testing.T) {
 	waitPath(t, h1, "h2", api.PathOK)
 	waitPath(t, h2, "h1", api.PathOK)
 	ping(t, h1, h2, 1)
+}
+
+// A peer killed with -9 stays alive in gossip for a few seconds while its
+// probes go unanswered; its path's reason must not blame a firewall, as
+// gossip last heard it before the probes failed (issue 17 item 5).
+func TestPathCrashedPeer(t *testing.T) {
+	_, nodes := gossipLab(t, "pk", 2)
+	h1, h2 := nodes[0], nodes[1]
+	waitPeers(t, h1, h2)
+	waitPath(t, h1, "h2", api.PathOK)
+	if err := h2.Proc.Stop(syscall.SIGKILL, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	err := testenv.Poll(t.Context(), convergeTimeout, "h2 dead in h1's gossip", func() error {
+		s, err := h1.Status(t.Context())
+		if err != nil {
+			return err
+		}
+		for _, p := range s.Peers {
+			if p.Name != "h2" {
+				continue
+			}
+			if p.Path.State == api.PathUnreachable && p.State.Routable() {
+				if len(reasons) == 0 || reasons[len(reasons)-1] != p.Path.Reason {
+					reasons = append(reasons, p.Path.Reason)
+				}
+			}
+			if !p.State.Routable() {
+				return nil
+			}
+			return fmt.Errorf("h2 %s, path %s", p.State, p.Path.State)
+		}
+		return nil // gone from the table
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reasons) == 0 {
+		t.Log("gossip declared h2 dead before its path was unreachable: no reason to check")
+	}
+	for _, r := range reasons {
+		if strings.Contains(r, "still hears") || !strings.Contains(r, "may be down") {
+			t.Errorf("h2 was killed, but h1 says: %s", r)
+		}
+	}
+	t.Logf("reasons while h2 was still alive in gossip: %q", reasons)
 }
 
 // waitPath waits until w's status shows its path to peer in state, and

@@ -166,7 +166,12 @@ func (s *leaseState) member(ev memberEvent, now time.Time) effects {
 			fx.notes = append(fx.notes, note{event: string(state), name: ev.name, subnet: mb.meta.Subnet, endpoint: mb.meta.Endpoint})
 		}
 	}
-	mb.heard = now
+	// News that a member died is not contact with it: its last contact
+	// stays when it was last heard, so a crash is not mistaken for a live
+	// peer behind a firewall (node's path reasons compare the two).
+	if state != peer.Dead {
+		mb.heard = now
+	}
 	if l, ok := s.leases[ev.name]; ok && !self {
 		l.LastSeen = now // alive now, or last seen alive now
 		s.leases[ev.name] = l
