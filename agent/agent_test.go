@@ -134,13 +134,11 @@ func (a *testAgent) status(t *testing.T) *api.Status {
 
 func recv(t *testing.T, d *tunneltest.Device) []byte {
 	t.Helper()
-	select {
-	case p := <-d.Written():
-		return p
-	case <-time.After(patience):
-		t.Fatalf("%s: no packet came out of the TUN", d.Name())
-		return nil
+	p, err := d.Next(patience)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p
 }
 
 // Two whole agents — gossip, leases, the sealed data path, the control

@@ -195,13 +195,11 @@ const patience = 10 * time.Second
 
 func recv(t *testing.T, d *tunneltest.Device) []byte {
 	t.Helper()
-	select {
-	case p := <-d.Written():
-		return p
-	case <-time.After(patience):
-		t.Fatal("no packet reached the TUN")
-		return nil
+	p, err := d.Next(patience)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p
 }
 
 // nextIs checks that the next packet d writes is marker, which the test

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/weftnet/weft/tunnel"
 )
@@ -68,6 +69,17 @@ func (d *Device) Inject(pkt []byte) {
 // never closed: select on it with a timeout or on a test's context. While
 // QueueLen packets wait unread, Write blocks (a real TUN would not).
 func (d *Device) Written() <-chan []byte { return d.out }
+
+// Next returns the next packet passed to Write, or an error if none comes
+// within timeout.
+func (d *Device) Next(timeout time.Duration) ([]byte, error) {
+	select {
+	case p := <-d.out:
+		return p, nil
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("%s: no packet came out of the TUN within %v", d.name, timeout)
+	}
+}
 
 // Read blocks until a packet is injected or the device closes, then returns
 // it and, without blocking, up to BatchSize-1 more. Packet i is placed at
