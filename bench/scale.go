@@ -87,6 +87,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 			return nil, fmt.Errorf("scale size %d: want 2 to 250 (one /24 underlay)", n)
 		}
 	}
+	if err := PrepareOutputs(cfg.LogDir, nil); err != nil {
+		return nil, err
+	}
 	res := &ScaleResult{Machine: machineInfo(ctx, cfg.Binary)}
 	restore, err := raiseNeighbourLimits(slices.Max(cfg.Sizes))
 	if err != nil {
