@@ -28,7 +28,7 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--subnet", "10.244.1.0/24", "--peer", "nonsense"}, "--peer"},
 		{[]string{"--subnet", "10.244.1.0/24", "--listen", "0.0.0.0"}, "--listen"},
 		{[]string{"--subnet", "10.244.1.0/24", "--subnet-len", "8"}, "--subnet-len"},
-		{[]string{"--subnet", "10.244.1.0/24", "--log-level", "loud"}, "--log-level"},
+		{[]string{"--subnet", "10.244.1.0/24", "--log-level", "loud"}, "--log-level \"loud\": want debug, info, warn or error"},
 		{[]string{"--subnet", "10.244.1.0/24", "stray"}, "unexpected argument"},
 		{[]string{"--subnet", "10.244.1.0/24", "--kube"}, "--subnet and --kube"},
 	}

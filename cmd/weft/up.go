@@ -70,7 +70,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 		return o, err
 	}
 	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return o, fmt.Errorf("--log-level %q: %w", *logLevel, err)
+		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error (or a level such as info+2)", *logLevel)
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return o, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
