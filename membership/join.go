@@ -79,7 +79,7 @@ func (m *Membership) join(ctx context.Context) error {
 			m.mu.Lock()
 			m.joinSt.Joined, m.joinSt.LastError = true, ""
 			m.mu.Unlock()
-			m.log.Info("joined the cluster", "seeds", m.seeds)
+			m.log.Info("joined the cluster", "through", m.answered(targets), "seeds", m.seeds)
 			break
 		}
 		if ctx.Err() != nil {
@@ -101,6 +101,26 @@ func (m *Membership) join(ctx context.Context) error {
 		}
 	}
 	return m.resolveNameConflict(ctx)
+}
+
+// answered names the members among targets that a join reached (memberlist
+// tries every target and says only how many answered); targets it cannot
+// match, DNS names say, are listed as given.
+func (m *Membership) answered(targets []string) []string {
+	byAddr := map[string]string{}
+	for _, mb := range m.ml.Members() {
+		byAddr[mb.Address()] = mb.Name
+	}
+	var names []string
+	for _, t := range targets {
+		if name, ok := byAddr[t]; ok && name != m.cfg.Name {
+			names = append(names, name+" ("+t+")")
+		}
+	}
+	if len(names) == 0 {
+		return targets
+	}
+	return names
 }
 
 // tryJoin runs one memberlist Join, which cannot be interrupted (it waits up

@@ -164,13 +164,20 @@ func TestJoinRemembersMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	typo := fmt.Sprintf("127.0.0.1:%d", reservePort(t))
-	p := startPending(t, testConfig("n1", dir, typo))
+	cfg := testConfig("n1", dir, typo)
+	logs := &logBuf{}
+	cfg.Log = slog.New(slog.NewTextHandler(logs, nil))
+	p := startPending(t, cfg)
 	subnet, err := p.wait(t)
 	if err != nil || subnet != want {
 		t.Fatalf("restarted n1 with a dead seed: %s, %v; want its old %s", subnet, err, want)
 	}
 	if js := p.m.JoinStatus(); len(js.Known) != 1 || js.Known[0] != seed.seed() {
 		t.Fatalf("remembered members: %+v, want the seed's %s", js.Known, seed.seed())
+	}
+	// The log names the member it joined through, not the dead --join seed.
+	if logs.count("joined the cluster", "through=\"[seed ("+seed.seed()) != 1 {
+		t.Fatalf("join log does not name the seed it joined through:\n%s", logs)
 	}
 }
 

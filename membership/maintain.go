@@ -174,7 +174,7 @@ func (m *Membership) rejoin() {
 		switch {
 		case n > 0:
 			if lonely {
-				m.log.Info("joined the cluster", "seeds", m.seeds)
+				m.log.Info("joined the cluster", "through", m.answered(targets), "seeds", m.seeds)
 			}
 			backoff = m.cfg.JoinRetry
 		case lonely:
