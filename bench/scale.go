@@ -244,47 +244,39 @@ func routesToAll(s *api.Status, nodes []*lab.Weft, skip map[string]bool) bool {
 }
 
 // waitAll polls every node's status until cond holds for all of them (a
-// node that holds it is not asked again), or timeout passes. progress is told
-// how many hold after each round.
+// node that holds it is not asked again), or timeout passes, which is no
+// error: it reports false. progress is told how many hold every 5 s.
 func waitAll(ctx context.Context, timeout time.Duration, nodes []*lab.Weft, cond func(*lab.Weft, *api.Status) bool, progress func(done int)) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	done := make([]bool, len(nodes))
 	last := time.Now()
-	for {
+	err := lab.WaitFor(ctx, timeout, "every node", func() error {
 		var mu sync.Mutex
 		count := 0
 		forEach(nodes, 16, func(i int, w *lab.Weft) {
-			if done[i] {
-				mu.Lock()
-				count++
-				mu.Unlock()
-				return
+			if !done[i] {
+				s, err := w.Status(ctx)
+				if err != nil || !cond(w, s) {
+					return
+				}
 			}
-			s, err := w.Status(ctx)
-			if err == nil && cond(w, s) {
-				mu.Lock()
-				done[i] = true
-				count++
-				mu.Unlock()
-			}
+			mu.Lock()
+			done[i] = true
+			count++
+			mu.Unlock()
 		})
 		if count == len(nodes) {
-			return true, nil
+			return nil
 		}
 		if time.Since(last) >= 5*time.Second {
 			progress(count)
 			last = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return false, nil
-			}
-			return false, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return fmt.Errorf("%d of %d nodes", count, len(nodes))
+	})
+	if errors.Is(err, lab.ErrTimeout) {
+		return false, nil
 	}
+	return err == nil, err
 }
 
 // forEach runs f on every node, at most par at a time.
