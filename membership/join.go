@@ -28,6 +28,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/peer"
 )
 
 // maxKnown bounds the remembered members tried per join attempt, beside the
@@ -105,12 +107,18 @@ func (m *Membership) join(ctx context.Context) error {
 
 // answered names the members among targets that a join reached (memberlist
 // tries every target and says only how many answered); targets it cannot
-// match, DNS names say, are listed as given.
+// match, DNS names say, are listed as given. It reads our own member table:
+// the *Node values memberlist.Members returns are updated under memberlist's
+// lock, so reading them here would race.
 func (m *Membership) answered(targets []string) []string {
 	byAddr := map[string]string{}
-	for _, mb := range m.ml.Members() {
-		byAddr[mb.Address()] = mb.Name
+	m.mu.Lock()
+	for name, mb := range m.st.members {
+		if mb.state == peer.Alive {
+			byAddr[mb.gossip.String()] = name
+		}
 	}
+	m.mu.Unlock()
 	var names []string
 	for _, t := range targets {
 		if name, ok := byAddr[t]; ok && name != m.cfg.Name {
