@@ -74,6 +74,13 @@ func TestPathCrashedPeer(t *testing.T) {
 	if err := h2.Proc.Stop(syscall.SIGKILL, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Traffic to the dead peer makes its path urgent (an idle one waits for
+	// the slow sweep), so it turns unreachable while gossip still lists h2.
+	// The pings fail; only their packets matter. -w bounds them to 10 s.
+	pingCtx, stopPing := context.WithCancel(t.Context())
+	pinged := make(chan error, 1)
+	go func() { pinged <- h1.Host.Ping(pingCtx, h2.Addr, 40) }()
+	defer func() { stopPing(); <-pinged }()
 	var reasons []string
 	err := testenv.Poll(t.Context(), convergeTimeout, "h2 dead in h1's gossip", func() error {
 		s, err := h1.Status(t.Context())

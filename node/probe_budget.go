@@ -23,10 +23,23 @@ const (
 	needNone                        // data from it since the last tick, or checked recently
 )
 
+// The idle sweep is slow on purpose: an idle path's health is shown, not
+// acted on (memberlist is the failure detector, and a path that carries
+// traffic is probed as soon as it goes silent), so each idle peer is
+// re-checked every sweepIntervals intervals, by at most 1/sweepShare of the
+// budget. Idle, a node thus sends min(peers/10, budget/4) probes a second:
+// 2 at 20 peers, 5 from 50 peers on, where every peer every interval cost
+// 20 at 20 peers and the whole budget beyond.
+const (
+	sweepIntervals = 10
+	sweepShare     = 4
+)
+
 // prober chooses the probes of each tick. Only the probe goroutine uses it.
 type prober struct {
 	interval time.Duration
 	perTick  int // the budget: at most this many probes a tick
+	sweeps   int // of which at most this many are sweeps
 	cands    []probeCand
 	due      []*Peer
 }
@@ -41,8 +54,8 @@ type probeCand struct {
 // newProber returns a prober for ticks every interval that sends at most
 // budget probes a second, and at least one a tick.
 func newProber(interval time.Duration, budget int) *prober {
-	perTick := int(int64(budget) * int64(interval) / int64(time.Second))
-	return &prober{interval: interval, perTick: max(perTick, 1)}
+	perTick := max(int(int64(budget)*int64(interval)/int64(time.Second)), 1)
+	return &prober{interval: interval, perTick: perTick, sweeps: max(perTick/sweepShare, 1)}
 }
 
 // plan notes, at now, which routable peers among peers sent or were sent
@@ -50,6 +63,7 @@ func newProber(interval time.Duration, budget int) *prober {
 // urgent first. The slice is valid until the next call.
 func (pr *prober) plan(now time.Time, peers []*Peer) []*Peer {
 	pr.cands = pr.cands[:0]
+	sweeps := 0
 	for i, p := range peers {
 		if !p.State.Routable() {
 			continue
@@ -58,12 +72,16 @@ func (pr *prober) plan(now time.Time, peers []*Peer) []*Peer {
 		if need != needNone {
 			pr.cands = append(pr.cands, probeCand{p: p, need: need, since: since, i: i})
 		}
+		if need == needSweep {
+			sweeps++
+		}
 	}
-	if len(pr.cands) > pr.perTick {
+	if len(pr.cands) > 1 {
 		slices.SortFunc(pr.cands, func(a, b probeCand) int {
 			return cmp.Or(cmp.Compare(a.need, b.need), a.since.Compare(b.since), cmp.Compare(a.i, b.i))
 		})
-		pr.cands = pr.cands[:pr.perTick]
+		urgent := len(pr.cands) - sweeps // sorted first
+		pr.cands = pr.cands[:min(len(pr.cands), pr.perTick, urgent+pr.sweeps)]
 	}
 	pr.due = pr.due[:0]
 	for _, c := range pr.cands {
@@ -99,9 +117,9 @@ func (h *pathHealth) observe(now time.Time, rx, tx uint64, interval time.Duratio
 	}
 	// The last probe was answered. Checked when it was sent, or when data
 	// came: half an interval of slack absorbs the ticker's jitter, so an idle
-	// small cluster is probed every interval.
+	// small cluster is probed every sweepIntervals intervals.
 	checked := later(last.sent, h.lastData)
-	if now.Sub(checked) < interval/2 {
+	if now.Sub(checked) < sweepIntervals*interval-interval/2 {
 		return needNone, time.Time{}
 	}
 	return needSweep, checked

@@ -82,15 +82,25 @@ func (s *probeSim) status(p *Peer) api.PathStatus {
 	return p.path.status(s.now, probeTimeoutIntervals*s.interval, time.Time{}, p.Endpoint)
 }
 
-// An idle cluster of 1,000 costs the budget and no more, and the sweep
-// reaches every peer, each once, in 1,000/budget ticks.
+// An idle cluster of 1,000 costs the sweep's share of the budget and no
+// more, and the sweep reaches every peer, each once, in 1,000/share ticks.
 func TestProbePlanIdleSweep(t *testing.T) {
 	s := newProbeSim(t, 1000)
 	s.confirm()
-	ticks := 1000 / simBudget
+	share := s.pr.sweeps
+	if share != simBudget/sweepShare {
+		t.Fatalf("sweep share %d a tick, want %d", share, simBudget/sweepShare)
+	}
+	// Checked one interval ago: nothing is due until sweepIntervals have passed.
+	for i := range sweepIntervals - 1 {
+		if due := s.tick(); len(due) != 0 {
+			t.Fatalf("tick %d: %d probes of freshly checked idle peers", i, len(due))
+		}
+	}
+	ticks := 1000 / share
 	for i := range ticks {
-		if due := s.tick(); len(due) != simBudget {
-			t.Fatalf("tick %d: %d probes, want the budget %d", i, len(due), simBudget)
+		if due := s.tick(); len(due) != share {
+			t.Fatalf("sweep tick %d: %d probes, want the sweep's share %d", i, len(due), share)
 		}
 	}
 	for _, p := range s.peers {
@@ -107,13 +117,21 @@ func TestProbePlanIdleSweep(t *testing.T) {
 	}
 }
 
-// A cluster within the budget is probed every interval while idle, as
-// before the budget.
+// A small idle cluster is probed every sweepIntervals intervals, each peer
+// as often as the others, and never more than the sweep's share a tick.
 func TestProbePlanSmallCluster(t *testing.T) {
 	s := newProbeSim(t, simBudget)
-	for i := range 5 {
-		if due := s.tick(); len(due) != simBudget {
-			t.Fatalf("tick %d: %d of %d peers probed", i, len(due), simBudget)
+	s.tick() // all new: probed at once
+	s.probes = map[*Peer]int{}
+	const rounds = 5
+	for i := range rounds * sweepIntervals {
+		if due := s.tick(); len(due) > s.pr.sweeps {
+			t.Fatalf("tick %d: %d probes, over the sweep's share %d", i, len(due), s.pr.sweeps)
+		}
+	}
+	for _, p := range s.peers {
+		if n := s.probes[p]; n < rounds-1 || n > rounds {
+			t.Fatalf("peer %s probed %d times in %d intervals, want about %d", p.Name, n, rounds*sweepIntervals, rounds)
 		}
 	}
 }
@@ -238,9 +256,12 @@ func TestProbePlanNewPeerFirst(t *testing.T) {
 func TestProbePlanSkipsUnroutable(t *testing.T) {
 	s := newProbeSim(t, 3)
 	s.peers[1].State = peer.Dead
-	for range 3 {
+	s.peers[0].txPackets.Add(1) // keeps n0000 and n0002 in need of probes
+	for i := range 3 {
+		s.peers[0].txPackets.Add(1)
+		s.peers[2].txPackets.Add(1)
 		if due := s.tick(); slices.Contains(due, s.peers[1]) || len(due) != 2 {
-			t.Fatalf("probed %d peers, the dead one among them: %v", len(due), slices.Contains(due, s.peers[1]))
+			t.Fatalf("tick %d: probed %d peers, the dead one among them: %v", i, len(due), slices.Contains(due, s.peers[1]))
 		}
 	}
 }
@@ -266,14 +287,16 @@ func TestNewProberBudget(t *testing.T) {
 		interval time.Duration
 		budget   int
 		want     int
+		sweeps   int
 	}{
-		{time.Second, 20, 20},
-		{100 * time.Millisecond, 20, 2},
-		{100 * time.Millisecond, 5, 1}, // at least one a tick
-		{time.Minute, 20, 1200},
+		{time.Second, 20, 20, 5},
+		{100 * time.Millisecond, 20, 2, 1},
+		{100 * time.Millisecond, 5, 1, 1}, // at least one a tick
+		{time.Minute, 20, 1200, 300},
 	} {
-		if got := newProber(tc.interval, tc.budget).perTick; got != tc.want {
-			t.Errorf("interval %v budget %d: %d a tick, want %d", tc.interval, tc.budget, got, tc.want)
+		pr := newProber(tc.interval, tc.budget)
+		if pr.perTick != tc.want || pr.sweeps != tc.sweeps {
+			t.Errorf("interval %v budget %d: %d a tick, %d of them sweeps; want %d, %d", tc.interval, tc.budget, pr.perTick, pr.sweeps, tc.want, tc.sweeps)
 		}
 	}
 }
