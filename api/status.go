@@ -17,8 +17,9 @@ import (
 // out.
 type Status struct {
 	Name          string            `json:"name"`
-	State         string            `json:"state"`          // StateJoining or StateUp; empty is up (the node's own Status)
-	Join          *JoinStatus       `json:"join,omitempty"` // while joining
+	State         string            `json:"state"`               // StateJoining or StateUp; empty is up (the node's own Status)
+	Join          *JoinStatus       `json:"join,omitempty"`      // while joining
+	LeaseTTL      string            `json:"lease_ttl,omitempty"` // with gossip: the cluster's lease TTL, which the node adopted
 	Address       netip.Addr        `json:"address"`
 	Subnet        netip.Prefix      `json:"subnet"`
 	Network       netip.Prefix      `json:"network"`

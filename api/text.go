@@ -28,6 +28,9 @@ func (s *Status) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
 	}
+	if s.LeaseTTL != "" {
+		fmt.Fprintf(w, "leases    ttl %s (the cluster's)\n", s.LeaseTTL)
+	}
 	if s.IPMasq {
 		fmt.Fprintf(w, "egress    masqueraded (--ip-masq: nftables table weft)\n")
 	}

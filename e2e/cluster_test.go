@@ -188,4 +188,14 @@ func TestClusterLeaseTTLMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, nodes[0], h2)
+	s, err := h2.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LeaseTTL != "24h0m0s" {
+		t.Fatalf("h2's up status shows lease TTL %q, want the cluster's 24h0m0s", s.LeaseTTL)
+	}
+	if out := cliStatus(t, h2); !strings.Contains(out, "leases    ttl 24h0m0s (the cluster's)") {
+		t.Fatalf("weft status does not show the adopted TTL:\n%s", out)
+	}
 }

@@ -114,6 +114,8 @@ func (m *Membership) Release(name string) error {
 	return nil
 }
 
+var _ peer.TTLReporter = (*Membership)(nil)
+
 // LeaseTTL returns the lease TTL in force: the cluster's, which may differ
 // from Config.LeaseTTL (see there).
 func (m *Membership) LeaseTTL() time.Duration {

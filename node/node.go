@@ -69,6 +69,7 @@ type Node struct {
 	peerErrs  map[string]bool // peer-set problems already logged
 
 	heard   []peer.HeardReporter // set by Run before status is served
+	ttl     peer.TTLReporter     // likewise; nil without gossip
 	keyHook KeyHook
 	keyMu   sync.Mutex      // serialises key changes
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
@@ -170,6 +171,9 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	for _, src := range sources {
 		if r, ok := src.(peer.HeardReporter); ok {
 			n.heard = append(n.heard, r)
+		}
+		if r, ok := src.(peer.TTLReporter); ok {
+			n.ttl = r
 		}
 	}
 	var wg sync.WaitGroup

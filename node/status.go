@@ -41,6 +41,9 @@ func (n *Node) Status() api.Status {
 			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
 		}
 	}
+	if n.ttl != nil {
+		s.LeaseTTL = n.ttl.LeaseTTL().String()
+	}
 	now := time.Now()
 	for _, p := range t.peers {
 		path := api.PathStatus{State: api.PathUnknown, Reason: "not probed: the peer is " + string(p.State)}

@@ -58,6 +58,13 @@ type HeardReporter interface {
 	LastHeard(name string) (time.Time, bool)
 }
 
+// TTLReporter is a Source that leases subnets for a time (gossip). Status
+// shows the lease TTL in force, which is the cluster's and may differ from
+// the node's own --lease-ttl. Safe for concurrent use.
+type TTLReporter interface {
+	LeaseTTL() time.Duration
+}
+
 // StaticSet is the Source of --peer flags: one fixed set.
 type StaticSet []Info
 
