@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
@@ -37,8 +38,13 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
 	// One underlay decision for gossip and the data plane alike.
-	under, err := node.FindUnderlay(cfg.Node.Advertise, cfg.Node.Listen.Addr())
+	under, err := node.FindUnderlay(&cfg.Node)
 	if err != nil {
+		return err
+	}
+	log.Info("underlay chosen", "interface", under.Interface, "address", under.Addr, "why", under.Why,
+		"candidates", candidateList(under.Candidates))
+	if err := node.CheckPeers(&cfg.Node, under); err != nil {
 		return err
 	}
 	var sources []peer.Source
@@ -110,6 +116,15 @@ func Run(ctx context.Context, cfg Config) error {
 	removeEnv()
 	log.Info("node stopped")
 	return err
+}
+
+// candidateList is Underlay.Candidates for the log: "eth0=10.0.2.15 eth1=…".
+func candidateList(cs []api.Candidate) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.Interface + "=" + c.Addr.String()
+	}
+	return strings.Join(parts, " ")
 }
 
 // publish makes the running node visible on the host beside its control
