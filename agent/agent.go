@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -77,6 +78,10 @@ func Run(ctx context.Context, cfg Config) error {
 			if ctx.Err() != nil {
 				log.Info("stopped while joining the cluster", "err", err)
 				return nil
+			}
+			if errors.Is(err, membership.ErrEndpointInUse) {
+				return fmt.Errorf("%w; this node took %s from %s (%s): say which address the nodes share with --iface (an interface name, glob or CIDR) or --advertise",
+					err, under.Addr, under.Interface, under.Why)
 			}
 			return err
 		}
@@ -154,6 +159,14 @@ func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membe
 func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, error) {
 	mc := membership.DefaultConfig()
 	mc.Name, mc.Advertise, mc.GossipPort, mc.Join = cfg.Node.Name, advertise, cfg.GossipPort, cfg.Join
+	// Gossip listens where the data plane does, all addresses by default,
+	// so a seed answers on whichever of its addresses it is given, and a
+	// joiner that advertises a member's address learns so
+	// (ErrEndpointInUse) rather than finding nobody there.
+	mc.Bind = cfg.Node.Listen.Addr()
+	if mc.Bind.IsUnspecified() && advertise.Is6() {
+		mc.Bind = netip.IPv6Unspecified()
+	}
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
