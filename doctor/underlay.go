@@ -18,7 +18,8 @@ var natAddr = netip.MustParseAddr("10.0.2.15")
 // address.
 func checkUnderlay(f *findings, s *api.Status) {
 	u := s.Underlay
-	fix := "say which network the nodes share: weft up --iface NAME, GLOB or CIDR (e.g. --iface 192.168.56.0/24), or --advertise IP"
+	const share = "weft up --iface NAME, GLOB or CIDR (e.g. --iface 192.168.56.0/24), or --advertise IP"
+	fix := "say which network the nodes share: " + share
 	warned := false
 	switch {
 	case u.Addr == natAddr:
@@ -39,7 +40,7 @@ func checkUnderlay(f *findings, s *api.Status) {
 		for _, c := range u.Candidates {
 			names = append(names, fmt.Sprintf("%s %s", c.Interface, c.Addr))
 		}
-		f.warn(fmt.Sprintf("if %s is the network the nodes share, pin it: weft up --iface %s; else %s", u.Interface, u.Interface, strings.TrimPrefix(fix, "say ")),
+		f.warn(fmt.Sprintf("if %s is the network the nodes share, pin it with weft up --iface %s; if not, name the one they share: %s", u.Interface, u.Interface, share),
 			"this host has %d networks (%s) and only the default route chose %s", len(u.Candidates), strings.Join(names, ", "), u.Interface)
 		warned = true
 	}
