@@ -23,6 +23,10 @@ import (
 var (
 	// ErrNameInUse: a live node at another address has this node's name.
 	ErrNameInUse = errors.New("node name in use by another live node")
+	// ErrEndpointInUse: joining, a live node of another name announces
+	// this node's data endpoint or gossip address. Two hosts advertise one
+	// address (a NAT interface every VM has): each would send to itself.
+	ErrEndpointInUse = errors.New("another live node advertises this node's address")
 	// ErrLeaseInUse: Release of a lease whose owner is alive.
 	ErrLeaseInUse = errors.New("lease held by a live node")
 	// ErrNoLease: Release of a name that holds no lease.
@@ -142,7 +146,7 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	m.keyring = mc.Keyring
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("start gossip on %s: %w", netip.AddrPortFrom(m.cfg.Advertise, uint16(m.cfg.GossipPort)), err)
+		return netip.Prefix{}, fmt.Errorf("start gossip on %s: %w", netip.AddrPortFrom(m.cfg.bindAddr(), uint16(m.cfg.GossipPort)), err)
 	}
 	m.ml = ml
 	self := ml.LocalNode()
@@ -157,8 +161,9 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 		if err == nil {
 			return
 		}
-		if errors.Is(err, ErrNameInUse) {
-			// No goodbye: memberlist would announce the other node's departure.
+		if errors.Is(err, ErrNameInUse) || errors.Is(err, ErrEndpointInUse) {
+			// No goodbye: memberlist would announce the other node's
+			// departure, or send it to our own address.
 			m.closeOnce.Do(func() { m.closeErr = m.shutdown(false) })
 		}
 		m.Close()
