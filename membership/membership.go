@@ -290,9 +290,13 @@ func (m *Membership) GossipAddr() netip.AddrPort { return m.gossip }
 // address: a copy of this node, or this node's previous run, which may have
 // died moments ago and not yet been declared failed. Only the first answers
 // a ping addressed to our name, so ask it directly until NameConflictWait.
+// It takes over only after takeOverMisses pings in a row went unanswered: a
+// live copy on a busy host may miss one, and taking its name would make two
+// nodes answer for it.
 func (m *Membership) resolveNameConflict(ctx context.Context) error {
+	const takeOverMisses = 3
 	deadline := time.Now().Add(m.cfg.NameConflictWait)
-	for logged := false; ; {
+	for logged, misses := false, 0; ; {
 		m.mu.Lock()
 		other := m.nameConflict
 		if !other.IsValid() {
@@ -302,7 +306,9 @@ func (m *Membership) resolveNameConflict(ctx context.Context) error {
 		if !other.IsValid() {
 			return nil
 		}
-		if _, err := m.ml.Ping(m.cfg.Name, net.UDPAddrFromAddrPort(other)); err != nil {
+		if _, err := m.ml.Ping(m.cfg.Name, net.UDPAddrFromAddrPort(other)); err == nil {
+			misses = 0
+		} else if misses++; misses >= takeOverMisses {
 			m.mu.Lock()
 			m.nameConflict = netip.AddrPort{}
 			m.mu.Unlock()
