@@ -48,6 +48,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	underlay Underlay
+	host     netip.Addr // underlay.Addr as an inner source (hostAddr); read-only
 	mtu      int
 	codec    encap.Codec
 	tun      tunnel.Device
@@ -141,7 +142,7 @@ func newCodec(cfg Config) (encap.Codec, error) {
 // newNode assembles a node from open parts (tests pass fakes).
 func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
 	n := &Node{
-		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
+		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
