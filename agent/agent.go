@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -35,6 +36,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Log
+	// Local prerequisites come first, before anything touches the
+	// cluster (preflight.go): privileges here, sockets below.
+	if err := checkAccess(&cfg); err != nil {
+		return err
+	}
 	if cfg.Node.Insecure {
 		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
@@ -72,6 +78,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer closeSrv()
+	local, err := preflight(&cfg, under.Addr)
+	if err != nil {
+		closeGossip(m)
+		return err
+	}
+	started := false
+	defer func() {
+		if !started {
+			local.close()
+		}
+	}()
 	if m != nil {
 		subnet, err := m.Start(ctx)
 		if err != nil {
@@ -95,7 +112,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, k)
 	}
-	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
+	n, err := node.New(cfg.Node, under, log, cfg.OpenTun, local.conn)
+	local.conn = nil // New closes it on failure, the node on its stop
 	if err != nil {
 		closeGossip(m)
 		return err
@@ -111,12 +129,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if m != nil && !cfg.Node.Insecure {
 		n.SetKeyHook(gossipKeys{m})
 	}
-	removeEnv, err := publish(ctx, &cfg, n, m)
+	removeEnv, err := publish(ctx, &cfg, n, m, local.metrics)
 	if err != nil {
 		n.Close()
 		closeGossip(m)
 		return err
 	}
+	started = true // the node owns the socket, the metrics server its listener
 	err = n.Run(ctx, sources...)
 	removeEnv()
 	log.Info("node stopped")
@@ -133,23 +152,21 @@ func candidateList(cs []api.Candidate) string {
 }
 
 // publish makes the running node visible on the host beside its control
-// socket: subnet.env and metrics. remove takes subnet.env away again.
-func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership) (remove func(), err error) {
+// socket: subnet.env, and metrics on ln (bound by preflight; nil: none).
+// remove takes subnet.env away again.
+func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, ln net.Listener) (remove func(), err error) {
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
 	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
 	if err := subnetenv.Write(envFile, env); err != nil {
 		return nil, fmt.Errorf("--run-dir: %w", err)
 	}
 	remove = func() { os.Remove(envFile) }
-	if cfg.MetricsAddr != "" {
+	if ln != nil {
 		var g metrics.Gossip
 		if m != nil {
 			g = m
 		}
-		if err := metrics.Serve(ctx, cfg.MetricsAddr, metrics.NewRegistry(cfg.Version, n.Status, g), cfg.Log); err != nil {
-			remove()
-			return nil, err
-		}
+		metrics.ServeListener(ctx, ln, metrics.NewRegistry(cfg.Version, n.Status, g), cfg.Log)
 	}
 	return remove, nil
 }

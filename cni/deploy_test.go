@@ -89,8 +89,9 @@ func yamlBlock(t *testing.T, doc, key string) string {
 
 // What a new user needs before the first command is in the docs (issue 17
 // item 12): the README names go.mod's Go version and what setup.sh builds;
-// docs/cni.md covers Podman's backends, masquerading for node addresses
-// and entering namespace "hosts" with nsenter.
+// docs/cni.md covers Podman's backends, that pods reach node addresses
+// without masquerading since item 2, and entering namespace "hosts" with
+// nsenter.
 func TestFirstHourDocs(t *testing.T) {
 	read := func(path string) string {
 		b, err := os.ReadFile(path)
@@ -108,7 +109,7 @@ func TestFirstHourDocs(t *testing.T) {
 	readme, cniDoc := read("../README.md"), read("../docs/cni.md")
 	for doc, wants := range map[string][]string{
 		readme: {"Go " + goVersion + " or newer", "scripts/setup.sh", "builds `cnitool` and the reference"},
-		cniDoc: {`network_backend = "cni"`, "weft env --format podman", "netavark", "other nodes' addresses too",
+		cniDoc: {`network_backend = "cni"`, "weft env --format podman", "netavark", "other nodes' addresses** without masquerading",
 			"nsenter --net=", "`ip netns exec`", "remounts `/sys`"},
 	} {
 		for _, w := range wants {

@@ -66,11 +66,7 @@ func installCNI(t *testing.T, l *lab.Lab, w *lab.Weft, set cnitest.PluginSet, cn
 	if err := os.Symlink(weftCNIBin, filepath.Join(bin, "weft-cni")); err != nil {
 		t.Fatal(err)
 	}
-	conf := h.conf("1.1.0", nil)
-	if err := os.WriteFile(filepath.Join(h.netDir, "10-weft.conflist"), []byte(fmt.Sprintf(
-		`{"cniVersion": "1.1.0", "name": %q, "plugins": [%s]}`, h.network, conf)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	h.writeConflist(nil)
 	t.Cleanup(func() {
 		files, _ := filepath.Glob(filepath.Join(libcniCache, h.network+"-*"))
 		for _, f := range files {
@@ -78,6 +74,16 @@ func installCNI(t *testing.T, l *lab.Lab, w *lab.Weft, set cnitest.PluginSet, cn
 		}
 	})
 	return h
+}
+
+// writeConflist (re)writes the host's conflist: weft-cni alone, with
+// extra laid over its config as conf does.
+func (h *cniHost) writeConflist(extra map[string]any) {
+	h.t.Helper()
+	if err := os.WriteFile(filepath.Join(h.netDir, "10-weft.conflist"), []byte(fmt.Sprintf(
+		`{"cniVersion": "1.1.0", "name": %q, "plugins": [%s]}`, h.network, h.conf("1.1.0", extra))), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // conf is weft-cni's plugin config on this host at cniVersion v, with extra

@@ -24,6 +24,9 @@
 // path_test.go (path probes, weft doctor), trace_test.go (weft trace, pcap, a
 // stalled reader), metrics_test.go (Prometheus), cni_test.go (weft-cni with
 // cnitool and the reference plugins; harness in cni_lab_test.go),
-// lifecycle_test.go (stop, crash, restart, a second weft) and flags_test.go
-// (bad command lines); helpers_test.go is the shared harness.
+// hostaddr_test.go (a pod reaching another node's underlay address),
+// lifecycle_test.go (stop, crash, restart, a second weft, prerequisites
+// checked before joining), flags_test.go (bad command lines, help) and
+// image_test.go (the registry-free image, built with Podman);
+// helpers_test.go is the shared harness.
 package e2e

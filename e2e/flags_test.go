@@ -1,14 +1,19 @@
 package e2e
 
 // Bad command lines: `weft up` exits non-zero with one line naming the flag
-// to fix, and leaves nothing on the host. It runs inside a lab host, so the
+// to fix, and leaves nothing on the host; help is on stdout for every
+// command. It runs inside a lab host, so the
 // default-route underlay detection behind --advertise has a route to find.
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -84,4 +89,84 @@ func TestBadFlags(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	})
+}
+
+// TestHelp: help is uniform (issue 17 item 8). Asked for, by -h, --help or
+// `weft help CMD`, it goes to stdout and exits 0, for every command and
+// verb; a usage error goes to stderr and exits 2, a bad flag in one line.
+func TestHelp(t *testing.T) {
+	testenv.Require(t) // for the binary TestMain built
+	verbs := map[string][]string{"key": {"list", "add", "use", "remove"}, "lease": {"list", "release"}}
+	cmds := []string{"up", "status", "doctor", "trace", "env", "keygen", "key", "lease", "lab", "bench", "version"}
+	// Every command the general help lists is in cmds.
+	_, general, _ := weftCLI(t, "help")
+	for line := range strings.Lines(general) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "weft" && !slices.Contains(cmds, f[1]) {
+			t.Errorf("weft help lists %q, which this test does not cover", f[1])
+		}
+	}
+	type call struct {
+		args []string
+		want string // in the help text
+	}
+	calls := []call{{[]string{"help"}, "Usage:"}, {[]string{"--help"}, "Usage:"},
+		{[]string{"bench", "--help"}, "Needs root (namespaces, veth, TUN) and\niperf3"}, {[]string{"bench", "-h"}, "about 6 minutes"}}
+	for _, name := range cmds {
+		want := "usage: weft " + name
+		calls = append(calls, call{[]string{name, "--help"}, want}, call{[]string{name, "-h"}, want}, call{[]string{"help", name}, want})
+		for _, verb := range verbs[name] {
+			calls = append(calls, call{[]string{name, verb, "--help"}, "weft " + name + " " + verb}, call{[]string{name, verb, "-h"}, "weft " + name + " " + verb})
+		}
+	}
+	for _, c := range calls {
+		code, out, errOut := weftCLI(t, c.args...)
+		if code != 0 || errOut != "" || !strings.Contains(out, c.want) {
+			t.Errorf("weft %s: exit %d, stderr %q; want exit 0 and help with %q on stdout:\n%s", strings.Join(c.args, " "), code, errOut, c.want, out)
+		}
+	}
+	_, a, _ := weftCLI(t, "up", "--help")
+	_, b, _ := weftCLI(t, "help", "up")
+	if _, c, _ := weftCLI(t, "up", "-h"); a != b || a != c || !strings.Contains(a, "--gossip-port port") {
+		t.Errorf("weft up's help differs between --help, -h and 'weft help up', or lacks the flags:\n%s", a)
+	}
+
+	// Usage errors: stderr, exit 2, nothing on stdout.
+	bad := [][]string{{"key", "list", "--no-such-flag"}, {"lease", "release", "n1", "--no-such-flag"}}
+	for _, name := range cmds {
+		if verbs[name] == nil {
+			bad = append(bad, []string{name, "--no-such-flag"})
+		}
+	}
+	for _, args := range bad {
+		code, out, errOut := weftCLI(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "--no-such-flag") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("weft %s: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{nil, {"key"}, {"key", "--no-such-flag"}, {"lease", "frob"}, {"key", "use"}, {"help", "nosuch"}} {
+		if code, out, errOut := weftCLI(t, args...); code != 2 || out != "" || errOut == "" {
+			t.Errorf("weft %s: exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}
+
+// weftCLI runs the weft binary with args on this host (for commands that
+// touch nothing) and returns its exit code, stdout and stderr.
+func weftCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, weftBin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("weft %s: %v", strings.Join(args, " "), err)
+	return 0, "", ""
 }

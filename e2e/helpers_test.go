@@ -142,10 +142,16 @@ type weftRun struct {
 // cmdTimeout (after which it is killed and code is -1).
 func runWeft(t *testing.T, h *lab.Host, args ...string) weftRun {
 	t.Helper()
+	return runIn(t, h, weftBin, args...)
+}
+
+// runIn is runWeft for any program (weft under a wrapper such as setpriv).
+func runIn(t *testing.T, h *lab.Host, name string, args ...string) weftRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := h.Command(ctx, weftBin, args...)
+	cmd := h.Command(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := weftRun{stdout: stdout.String(), stderr: stderr.String()}
@@ -157,7 +163,7 @@ func runWeft(t *testing.T, h *lab.Host, args ...string) weftRun {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("%s: weft %s: %v", h, strings.Join(args, " "), err)
+		t.Fatalf("%s: %s %s: %v", h, name, strings.Join(args, " "), err)
 	}
 	return r
 }

@@ -1,12 +1,16 @@
 package e2e
 
 // A node's life: a clean stop leaves nothing behind, a restart or a crash
-// and restart bring traffic back, and a second weft on the same host refuses
+// and restart bring traffic back, a second weft on the same host refuses
 // to start on a TUN name, port, overlay route or run dir already taken,
-// saying which.
+// saying which, and a node missing a local prerequisite fails before it
+// joins its cluster.
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -150,4 +156,80 @@ func checkRefused(t *testing.T, what string, r weftRun, flag string) {
 		return
 	}
 	t.Logf("%s: exit %d: %s", what, r.code, errLines[0])
+}
+
+// TestPrerequisitesBeforeJoin: a node whose host lacks something it needs
+// (the privilege, a free data, metrics or gossip port, a writable state dir)
+// fails in one line naming it before it joins the cluster, so no lease is
+// taken for it (issue 17 item 4). h1 and h2 run a gossip cluster; h3 tries
+// to join it, once per missing prerequisite, then with everything in place.
+func TestPrerequisitesBeforeJoin(t *testing.T) {
+	testenv.Require(t)
+	requireTools(t, "ip", "ethtool", "unshare", "setpriv", "mount")
+	l := newLab(t, "pre", 3)
+	ctx, cancel := context.WithTimeout(t.Context(), labTimeout)
+	defer cancel()
+	nodes, err := l.PrepareWeft(ctx, lab.WeftConfig{Binary: weftBin, Dir: t.TempDir(), Gossip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, nodes)
+	h1, h3 := nodes[0], nodes[2]
+	for _, w := range nodes[:2] {
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// What each case takes away on h3.
+	listenUDP(t, h3.Host, netip.MustParseAddrPort("0.0.0.0:6091"))
+	listenTCP(t, h3.Host, netip.MustParseAddrPort("127.0.0.1:9599"))
+	listenTCP(t, h3.Host, netip.AddrPortFrom(h3.Host.Addr, 7947))
+	state := filepath.Join(t.TempDir(), "ro-state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, want string
+		wrap       []string // runs weft
+		args       []string // added to h3's command line (the last of a flag wins)
+	}{
+		{"no CAP_NET_ADMIN", "needs root or CAP_NET_ADMIN", []string{"setpriv", "--inh-caps=-all", "--bounding-set=-all"}, nil},
+		{"data port in use", "--listen", nil, []string{"--listen", "0.0.0.0:6091"}},
+		{"metrics port in use", "--metrics-addr", nil, []string{"--metrics-addr", "127.0.0.1:9599"}},
+		{"gossip port in use", "--gossip-port 7947: port already in use", nil, []string{"--gossip-port", "7947"}},
+		// A read-only file system over the state dir, in a mount namespace
+		// of weft's own: root writes anywhere else.
+		{"read-only state dir", "--state-dir", []string{"unshare", "-m", "sh", "-c", `mount -t tmpfs -o ro tmpfs "$0" && exec "$@"`, state},
+			[]string{"--state-dir", state}},
+	} {
+		argv := slices.Concat(c.wrap, []string{weftBin}, h3.Args, c.args)
+		checkRefused(t, c.name, runIn(t, h3.Host, argv[0], argv[1:]...), c.want)
+		leases, err := api.NewClient(h1.RunDir).Leases(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ls := range leases {
+			if ls.Name == h3.Name {
+				t.Errorf("%s: h3 failed, but only after it leased %s", c.name, ls.Subnet)
+			}
+		}
+	}
+
+	// With everything in place h3 joins: each case failed for its reason.
+	if err := h3.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = testenv.Poll(t.Context(), waitTimeout, "h3's lease at h1", func() error {
+		leases, err := api.NewClient(h1.RunDir).Leases(t.Context())
+		for _, ls := range leases {
+			if ls.Name == h3.Name {
+				return nil
+			}
+		}
+		return fmt.Errorf("leases %v (%v)", leases, err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

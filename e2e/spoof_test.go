@@ -1,7 +1,8 @@
 package e2e
 
 // What a node refuses. From the wire: hand-made GENEVE datagrams with a
-// spoofed inner source, from an endpoint that is no peer, or malformed, each
+// spoofed inner source (anything but the peer's subnet and its own host
+// address), from an endpoint that is no peer, or malformed, each
 // counted under its drop reason and none delivered. From its own host:
 // packets whose source is not in the node's subnet.
 
@@ -46,10 +47,20 @@ func TestWireRefusals(t *testing.T) {
 		// (a) A peer's own source is delivered, checksum 0 and all.
 		deliver("from h3's subnet")
 
+		// The peer's own host address (its endpoint's) is delivered too:
+		// its host's replies to containers that connected to it.
+		hostSrc := netip.AddrPortFrom(h3.Host.Addr, 4000)
+		sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4, packettest.UDP4(hostSrc, sinkAddr, []byte("from h3's host"), false)))
+		delivered++
+		expectDatagram(t, sink, "from h3's host")
+
 		// (b) Inner sources outside the sending peer's subnet: another
-		// peer's, the receiver's own, and one outside the overlay.
-		for _, src := range []string{"10.244.1.5:4000", "10.244.2.9:4000", "192.168.77.1:4000"} {
-			pkt := packettest.UDP4(netip.MustParseAddrPort(src), sinkAddr, []byte("spoofed from "+src), false)
+		// peer's, the receiver's own, one outside the overlay, another
+		// peer's host address and the receiver's.
+		for _, src := range []netip.Addr{netip.MustParseAddr("10.244.1.5"), netip.MustParseAddr("10.244.2.9"),
+			netip.MustParseAddr("192.168.99.1"), h1.Host.Addr, h2.Host.Addr} {
+			from := netip.AddrPortFrom(src, 4000)
+			pkt := packettest.UDP4(from, sinkAddr, []byte("spoofed from "+from.String()), false)
 			sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv4, pkt))
 		}
 		// A destination h2 does not hold.
@@ -57,7 +68,7 @@ func TestWireRefusals(t *testing.T) {
 			packettest.UDP4(fromH3, netip.MustParseAddrPort("10.244.1.7:7000"), []byte("not h2's"), false)))
 		// (c) A well-formed datagram from an endpoint that is no peer.
 		sendUDP(t, stranger, h2wire, geneve(1, encap.ProtoIPv4, packettest.UDP4(fromH3, sinkAddr, []byte("stranger"), false)))
-		waitDrops(t, h2, map[string]uint64{"spoofed_source": 3, "not_our_subnet": 1, "unknown_peer": 1})
+		waitDrops(t, h2, map[string]uint64{"spoofed_source": 5, "not_our_subnet": 1, "unknown_peer": 1})
 		deliver("after the spoofed ones")
 
 		// (d) Malformed datagrams from the peer's endpoint.
@@ -88,7 +99,7 @@ func TestWireRefusals(t *testing.T) {
 			{"truncated inner header", "bad_inner", geneve(1, encap.ProtoIPv4, good[:12])},
 			{"inner length past the end", "bad_inner", geneve(1, encap.ProtoIPv4, good[:len(good)-4])},
 		}
-		want := map[string]uint64{"spoofed_source": 3, "not_our_subnet": 1, "unknown_peer": 1, "decode_error": 0, "tun_write_error": 0}
+		want := map[string]uint64{"spoofed_source": 5, "not_our_subnet": 1, "unknown_peer": 1, "decode_error": 0, "tun_write_error": 0}
 		for _, m := range malformed {
 			sendUDP(t, rogue, h2wire, m.b)
 			want[m.reason]++

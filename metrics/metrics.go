@@ -49,10 +49,26 @@ func NewRegistry(version string, status func() api.Status, g Gossip) *prometheus
 // Serve serves reg at http://addr/metrics until ctx ends. It listens before
 // returning, so a taken or bad address fails the start.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	ln, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	ServeListener(ctx, ln, reg, log)
+	return nil
+}
+
+// Listen binds addr (--metrics-addr) for ServeListener: the agent binds it
+// before it joins a cluster, and serves once the node is up.
+func Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr: %w", err)
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
+	return ln, nil
+}
+
+// ServeListener serves reg at /metrics on ln until ctx ends, then closes ln.
+func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -66,7 +82,6 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 		}
 	}()
 	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	return nil
 }
 
 // gossipCollector exports the membership's lease table, members and

@@ -3,7 +3,8 @@ package node
 // The inside loop: packets this host routes into the TUN leave for peers.
 //
 //	TUN.Read (a batch; TSO superpackets arrive split) → per packet: check the
-//	destination is in the overlay, the source is ours, find the peer by
+//	destination is in the overlay, the source is ours (our subnet or this
+//	host's underlay address), find the peer by
 //	longest prefix, seal the GENEVE header into the headroom in place →
 //	UDP Write of the whole batch (runs to one peer become GSO sends).
 //
@@ -141,7 +142,10 @@ func (in *inside) route(t *table, ip ipInfo, ok bool, size int) (*Peer, dropReas
 		return nil, dropTunMalformed
 	case !n.cfg.Network.Contains(ip.dst):
 		return nil, dropNotOverlay
-	case !n.cfg.Subnet.Contains(ip.src):
+	case !n.cfg.Subnet.Contains(ip.src) && ip.src != n.host:
+		// The host's underlay address is its replies to remote
+		// containers that connected to it through the underlay;
+		// peers accept it from this node and from nobody else.
 		return nil, dropForeignSource
 	case n.cfg.Subnet.Contains(ip.dst):
 		return nil, dropLocalDest

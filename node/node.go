@@ -48,6 +48,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	underlay Underlay
+	host     netip.Addr // underlay.Addr as an inner source (hostAddr); read-only
 	mtu      int
 	codec    encap.Codec
 	tun      tunnel.Device
@@ -79,10 +80,30 @@ type Node struct {
 // in-memory device.
 type OpenTun func(tunnel.Config, *slog.Logger) (tunnel.Device, error)
 
-// New validates cfg and opens the UDP socket and the TUN device (with
-// openTun; nil is tunnel.Open) on the underlay under, which FindUnderlay
-// chose. The caller must Run the node (which closes them) or Close it.
-func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, error) {
+// Listen binds the node's UDP socket on listen (--listen). The agent binds
+// it before it joins a cluster and hands it to New.
+func Listen(listen netip.AddrPort) (*udp.Conn, error) {
+	conn, err := udp.Listen(udp.Config{Listen: listen})
+	if errors.Is(err, udp.ErrAddrInUse) {
+		return nil, fmt.Errorf("--listen %s: port already in use (another weft, a kernel geneve device, Cilium or OVN?); pick another port with --listen", listen)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	return conn, nil
+}
+
+// New validates cfg and opens the TUN device (with openTun; nil is
+// tunnel.Open) on the underlay under, which FindUnderlay chose, to forward
+// over conn, the socket Listen bound (nil: New binds it). New closes conn
+// if it fails; otherwise the caller must Run the node (which closes both)
+// or Close it.
+func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Transport) (_ *Node, err error) {
+	defer func() {
+		if err != nil && conn != nil {
+			conn.Close()
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -101,12 +122,12 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 	if mtu < 576 {
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}
-	conn, err := udp.Listen(udp.Config{Listen: cfg.Listen})
-	if err != nil {
-		if errors.Is(err, udp.ErrAddrInUse) {
-			return nil, fmt.Errorf("--listen %s: port already in use (a kernel geneve device, Cilium or OVN?); pick another port with --listen: %w", cfg.Listen, err)
+	if conn == nil {
+		c, err := Listen(cfg.Listen)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		conn = c
 	}
 	dev, err := openTun(tunnel.Config{
 		Name:    cfg.TunName,
@@ -116,7 +137,6 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 		Routes:  []netip.Prefix{cfg.Network},
 	}, log)
 	if err != nil {
-		conn.Close()
 		if errors.Is(err, tunnel.ErrRouteExists) {
 			return nil, fmt.Errorf("--network %s: %w", cfg.Network, err)
 		}
@@ -141,7 +161,7 @@ func newCodec(cfg Config) (encap.Codec, error) {
 // newNode assembles a node from open parts (tests pass fakes).
 func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
 	n := &Node{
-		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
+		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),

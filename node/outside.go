@@ -6,8 +6,9 @@ package node
 //	datagrams arrive split) → per datagram: find the peer by its endpoint,
 //	open (authenticate, decrypt) the datagram with that peer's receive state
 //	straight into a TUN buffer, check the inner source is inside that peer's
-//	subnet and the destination inside ours → TUN Write of the whole batch
-//	(the wireguard driver coalesces TCP: GRO).
+//	subnet or is the peer host's own underlay address, and the destination
+//	inside ours → TUN Write of the whole batch (the wireguard driver
+//	coalesces TCP: GRO).
 //
 // Decrypting into the TUN buffer is the one pass over each packet's bytes;
 // the buffer keeps the driver's virtio-header headroom in front and 64 KiB of
@@ -103,7 +104,7 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 	switch {
 	case !ok:
 		verdict = encapReason(encap.ErrInner) // unreachable: Open checked the header
-	case !peer.Subnet.Contains(ip.src):
+	case !peer.sourceOK(ip.src):
 		verdict = dropSpoofedSource
 	case !n.cfg.Subnet.Contains(ip.dst):
 		verdict = dropNotOurSubnet

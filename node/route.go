@@ -19,6 +19,11 @@ import (
 type Peer struct {
 	peer.Info
 	*counters
+	// host is the peer's own underlay address (its endpoint's), the one
+	// inner source besides its subnet that it may send from: replies of
+	// services on that host to our containers. Invalid when the endpoint
+	// lies inside the overlay, so it can never stand for an overlay address.
+	host netip.Addr
 }
 
 // counters are updated by the forwarding loops without locks. rx is the
@@ -36,6 +41,22 @@ type table struct {
 	routes     *bart.Table[*Peer]
 	byEndpoint map[netip.AddrPort]*Peer
 	peers      []*Peer // sorted by name, for status
+}
+
+// sourceOK reports whether src may be the inner source of a packet from p:
+// an address of its subnet, or its host's own underlay address.
+func (p *Peer) sourceOK(src netip.Addr) bool {
+	return p.Subnet.Contains(src) || src == p.host
+}
+
+// hostAddr is a node's underlay address as the inner source its host's
+// traffic may carry, besides the node's subnet; invalid (matching no source)
+// when it lies inside the overlay, where it would stand for another node's.
+func hostAddr(underlay netip.Addr, network netip.Prefix) netip.Addr {
+	if a := underlay.Unmap(); !network.Contains(a) {
+		return a
+	}
+	return netip.Addr{}
 }
 
 // lookup returns the peer whose subnet holds dst (longest prefix), or nil.
@@ -71,6 +92,7 @@ func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec,
 		}
 		names[in.Name] = true
 		p := &Peer{Info: in}
+		p.host = hostAddr(in.Endpoint.Addr(), network)
 		if old := prev[in.Name]; old != nil {
 			p.counters = old.counters
 		} else {

@@ -173,7 +173,8 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
 	dev := tunneltest.New("weft0", mtu, 8)
 	conn := sn.listen(ep)
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, mtu, codec, dev, conn)
+	under := Underlay{Interface: "sim0", Addr: conn.ep.Addr(), MTU: 1500, Why: "simulated"}
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), under, mtu, codec, dev, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +254,9 @@ func TestSimSenderRefuses(t *testing.T) {
 		icmp   bool
 	}{
 		{packettest.UDP4Len(addr("10.244.7.5"), addr("10.244.2.6"), 60, false), "foreign_source", false},
+		// Another host's underlay address: only a's own may leave a.
+		{packettest.UDP4Len(addr("192.0.2.2"), addr("10.244.2.6"), 60, false), "foreign_source", false},
+		{packettest.UDP4Len(addr("192.0.2.7"), addr("10.244.2.6"), 60, false), "foreign_source", false},
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.9.6"), 60, false), "no_route", true},
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.1.6"), 60, false), "local_destination", false},
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("8.8.8.8"), 60, false), "not_overlay", false},
@@ -295,6 +299,9 @@ func TestSimReceiverDrops(t *testing.T) {
 		reason string
 	}{
 		{aEP, sealed(packettest.UDP4Len(addr("10.244.3.5"), addr("10.244.2.6"), 60, false)), "spoofed_source"},
+		// Host addresses other than a's own: b's, and a stranger's.
+		{aEP, sealed(packettest.UDP4Len(addr("192.0.2.2"), addr("10.244.2.6"), 60, false)), "spoofed_source"},
+		{aEP, sealed(packettest.UDP4Len(addr("192.0.2.99"), addr("10.244.2.6"), 60, false)), "spoofed_source"},
 		{aEP, sealed(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.3.6"), 60, false)), "not_our_subnet"},
 		{stranger, sealed(packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 60, false)), "unknown_peer"},
 		{aEP, []byte{0, 0, 8}, "short"},
@@ -313,11 +320,56 @@ func TestSimReceiverDrops(t *testing.T) {
 	nextIs(t, b.tun, pkt)
 }
 
+// A host's replies to a remote container, sourced from its underlay
+// address (the container connected to it through the underlay), reach the
+// container; the peer's endpoint is the one host address accepted from it.
+func TestSimHostSource(t *testing.T) {
+	_, a, b := pair(t)
+	reply := packettest.UDP4Len(addr("192.0.2.1"), addr("10.244.2.6"), 100, false)
+	a.tun.Inject(reply)
+	if got := recv(t, b.tun); !bytes.Equal(got, reply) {
+		t.Fatal("b's TUN got a different packet")
+	}
+	if d := drop(a, "foreign_source") + drop(b, "spoofed_source"); d != 0 {
+		t.Fatalf("%d drops of a host's reply", d)
+	}
+}
+
+// A peer whose endpoint lies inside the overlay gets no host address: it
+// would stand for another node's overlay address.
+func TestHostAddrOutsideOverlay(t *testing.T) {
+	network := netip.MustParsePrefix("10.244.0.0/16")
+	for ep, want := range map[string]netip.Addr{
+		"192.0.2.1:6081":       addr("192.0.2.1"),
+		"[::ffff:192.0.2.1]:1": addr("192.0.2.1"),
+		"10.244.3.9:6081":      {},
+		"[2001:db8::1]:6081":   addr("2001:db8::1"),
+	} {
+		p := testPeer("p", "10.244.1.0/24", ep)
+		tb, errs := buildTable([]peer.Info{p}, network, netip.MustParsePrefix("10.244.2.0/24"), &encap.Plain{}, nil)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		if got := tb.peers[0].host; got != want {
+			t.Errorf("endpoint %s: host address %v, want %v", ep, got, want)
+		}
+		if tb.peers[0].sourceOK(addr("10.244.3.9")) {
+			t.Errorf("endpoint %s: an overlay address outside the subnet passes", ep)
+		}
+	}
+}
+
 // The per-packet work of both loops allocates nothing.
 func TestPacketPathAllocs(t *testing.T) {
+	for _, src := range []string{"10.244.1.5", "192.0.2.1"} { // a container, a's host
+		t.Run(src, func(t *testing.T) { packetPathAllocs(t, addr(src)) })
+	}
+}
+
+func packetPathAllocs(t *testing.T, src netip.Addr) {
 	_, a, b := pair(t)
 	in := newInside(a.Node)
-	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
+	pkt := packettest.UDP4Len(src, addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	tb := a.table.Load()
 	allocs := testing.AllocsPerRun(1000, func() {

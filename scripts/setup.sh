@@ -11,6 +11,11 @@ for pair in ip:iproute2 ping:iputils-ping iperf3:iperf3 ethtool:ethtool nft:nfta
 done
 # weft-cni's tests delegate to Debian's reference CNI plugins (/usr/lib/cni).
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+# The image test (e2e/image_test.go) builds deploy/Dockerfile.scratch with
+# Podman (runc: crun refuses hybrid cgroup hosts) and a static busybox.
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+[[ "$(ldd "$(command -v busybox || echo /nonexistent)" 2>&1 || true)" == *"not a dynamic executable"* ]] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

@@ -15,3 +15,9 @@ func Open(cfg Config, log *slog.Logger) (Device, error) {
 	}
 	return nil, errors.New("tun devices are supported on Linux only")
 }
+
+// ErrNoPrivilege means this process may not create TUN devices or routes.
+var ErrNoPrivilege = errors.New("needs root or CAP_NET_ADMIN")
+
+// CheckAccess fails: TUN devices need Linux.
+func CheckAccess() error { return errors.New("tun devices are supported on Linux only") }

@@ -32,7 +32,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal("keygen failed")
 	}
 	args := strings.Fields(strings.ReplaceAll(string(m[1]), "/etc/weft/cluster.key", key))
-	if _, err := parseUp(args, io.Discard); err != nil {
+	if _, err := parseUp(args, io.Discard, io.Discard); err != nil {
 		t.Fatalf("weft.env's WEFT_OPTS: %v", err)
 	}
 

@@ -9,14 +9,15 @@ import (
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/doctor"
+	"github.com/weftnet/weft/internal/cli"
 )
 
 // cmdDoctor checks the local node and every peer's path, and says what is
 // wrong and how to fix it. It exits 1 if anything failed.
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("doctor", stderr)
+	fs := cli.NewFlagSet("weft doctor", "usage: weft doctor [--run-dir DIR]\n\nChecks the running node, its host and every peer's path, and says what is wrong and how to fix it.\nExits 1 if a check failed.")
 	runDir := runDirFlag(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

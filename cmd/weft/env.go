@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/cli"
 	"github.com/weftnet/weft/subnetenv"
 )
 
@@ -14,11 +15,11 @@ import (
 // plain host need: shell variables, Docker's daemon settings, a Podman
 // network. A file whose agent does not answer (killed with -9) is refused.
 func cmdEnv(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("env", stderr)
+	fs := cli.NewFlagSet("weft env", "usage: weft env [--format env|docker|podman|json] [--run-dir DIR]\n\nPrints the running node's subnet.env for container runtimes: shell variables, Docker's daemon settings or a\nPodman network. Refuses a subnet.env whose agent does not answer.")
 	runDir := runDirFlag(fs)
 	format := fs.String("format", "env", "output `format`: env (shell variables), docker (daemon.json and dockerd flags), podman (a network create command) or json")
 	name := fs.String("network-name", "weft", "Podman network `name`")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	s, err := api.ReadLiveSubnetEnv(ctx, filepath.Join(*runDir, subnetenv.File), api.AgentTimeout)

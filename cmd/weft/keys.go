@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/cli"
 )
 
 // cmdKeygen prints a new cluster key, or writes it to a new 0600 file.
 func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keygen", stderr)
+	fs := cli.NewFlagSet("weft keygen", "usage: weft keygen [--out FILE]\n\nMakes a new cluster key and prints it, or writes it to a new file (mode 0600, missing directories 0700).")
 	out := fs.String("out", "", "write the key to this new `file` (mode 0600) instead of stdout")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	key, err := encap.GenerateKey()
@@ -36,13 +37,18 @@ func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 const keyUsage = `usage: weft key list [--run-dir DIR]
        weft key add FILE [--run-dir DIR]    accept a new cluster key (FILE as 'weft keygen --out' writes it)
        weft key use ID [--run-dir DIR]      send with the held key ID (every node must hold it first)
-       weft key remove ID [--run-dir DIR]   stop accepting key ID (not the one in use)`
+       weft key remove ID [--run-dir DIR]   stop accepting key ID (not the one in use)
+
+Changes the running node's cluster keys (data plane and gossip); change its --key-file to match.`
+
+// keyVerbs are weft key's verbs and the names of their arguments.
+var keyVerbs = map[string]string{"list": "", "add": "FILE", "use": "ID", "remove": "ID"}
 
 // cmdKey changes the cluster keys of the running node (data plane and
 // gossip together). The changes live in the node's memory only: the key
 // file must be changed to match, or a restart undoes them.
 func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, arg, c, err := parseVerb("key", args, map[string]string{"list": "", "add": "FILE", "use": "ID", "remove": "ID"}, keyUsage, stderr)
+	verb, arg, c, err := parseVerb("key", args, keyVerbs, keyUsage, stdout, stderr)
 	if err != nil {
 		return err
 	}

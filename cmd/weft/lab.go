@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/weftnet/weft/internal/cli"
 	"github.com/weftnet/weft/lab"
 )
 
@@ -11,14 +12,14 @@ import (
 // passes traffic between them and prints what it sees (lab.Demo).
 func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := lab.DemoConfig{}
-	fs := newFlagSet("lab", stderr)
+	fs := cli.NewFlagSet("weft lab", "usage: weft lab [flags]\n\nBuilds hosts in network namespaces, runs this weft on each, passes traffic between them and prints what\nit sees. Needs root, ip, ping, ethtool and iperf3 (scripts/setup.sh); takes under a minute.")
 	fs.IntVar(&c.Hosts, "hosts", 3, "number of `hosts`")
 	fs.StringVar(&c.Driver, "tun-driver", "", "TUN `driver` for every node (default: weft's default)")
 	fs.StringVar(&c.Prefix, "prefix", "weft-lab", "network namespace name `prefix`")
 	fs.IntVar(&c.IperfSeconds, "iperf-seconds", 3, "`seconds` of iperf3 TCP traffic between the first two hosts (0: none)")
 	fs.BoolVar(&c.Static, "static", false, "give every node its subnet and static --peer flags instead of gossip and leases")
 	fs.BoolVar(&c.Offloads, "offloads", false, "keep the veth offloads on the underlay (default: off, 1500-byte frames as on a real NIC)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := orSelf(&c.Binary); err != nil {

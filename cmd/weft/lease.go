@@ -9,11 +9,16 @@ import (
 )
 
 const leaseUsage = `usage: weft lease list [--run-dir DIR]
-       weft lease release NAME [--run-dir DIR]   free the lease of node NAME, which is gone`
+       weft lease release NAME [--run-dir DIR]   free the lease of node NAME, which is gone
+
+Shows or edits the cluster's subnet lease table through the running node.`
+
+// leaseVerbs are weft lease's verbs and the names of their arguments.
+var leaseVerbs = map[string]string{"list": "", "release": "NAME"}
 
 // cmdLease is `weft lease list` and `weft lease release NAME`.
 func cmdLease(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, name, c, err := parseVerb("lease", args, map[string]string{"list": "", "release": "NAME"}, leaseUsage, stderr)
+	verb, name, c, err := parseVerb("lease", args, leaseVerbs, leaseUsage, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -4,16 +4,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/cli"
 )
 
 const usage = `weft: a userspace overlay network you can read, run anywhere and debug with tcpdump.
@@ -32,7 +31,7 @@ Usage:
   weft bench [flags]     compare weft's data paths with plain veth and kernel VXLAN in a namespace lab
   weft version           print the version
 
-Run 'weft COMMAND -h' for a command's flags.
+Run 'weft help COMMAND' (or 'weft COMMAND --help') for a command's flags.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,9 +42,11 @@ func main() {
 }
 
 // commands are the subcommands, each given its arguments after the name.
+// Each parses them with package cli: help on stdout, usage errors exit 2.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	"up": cmdUp, "status": cmdStatus, "doctor": cmdDoctor, "trace": cmdTrace, "env": cmdEnv,
 	"keygen": cmdKeygen, "key": cmdKey, "lease": cmdLease, "lab": cmdLab, "bench": cmdBench,
+	"version": cmdVersion,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -55,93 +56,55 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch cmd, rest := args[0], args[1:]; {
-	case commands[cmd] != nil:
-		err = commands[cmd](ctx, rest, stdout, stderr)
-	case cmd == "version", cmd == "--version":
-		fmt.Fprintln(stdout, "weft", version)
-	case cmd == "help", cmd == "-h", cmd == "--help":
+	cmd, rest := args[0], args[1:]
+	switch {
+	case cmd == "--version":
+		cmd, rest = "version", nil
+	case cmd == "help" && len(rest) > 0: // weft help CMD is CMD --help
+		cmd, rest = rest[0], []string{"--help"}
+	case cmd == "help", cli.IsHelp(cmd):
 		fmt.Fprint(stdout, usage)
-	default:
+		return 0
+	}
+	if commands[cmd] == nil {
 		fmt.Fprintf(stderr, "weft: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	err := commands[cmd](ctx, rest, stdout, stderr)
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2 // the flag package already said what is wrong
 	case errors.Is(err, errDoctor):
 		return 1 // doctor printed its findings
-	default:
-		fmt.Fprintf(stderr, "weft %s: %v\n", args[0], err)
-		return 1
+	case err != nil && cli.ExitCode(err) == 1:
+		fmt.Fprintf(stderr, "weft %s: %v\n", cmd, err)
 	}
+	return cli.ExitCode(err)
 }
 
-// errUsage marks a flag error the flag package has already printed.
-var errUsage = errors.New("usage")
-
-// newFlagSet returns a flag set that reports errors in one line plus a hint,
-// not the whole usage text, so the line naming the bad flag stays visible.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("weft "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {} // the flag package would print it on every error
-	return fs
-}
-
-// parseFlags parses args; errors print one line naming the flag.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "Usage of %s:\n", fs.Name())
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return err
-		}
-		// The flag package spells flags with one dash; weft's docs use two.
-		msg := strings.Replace(err.Error(), "flag -", "flag --", 1)
-		fmt.Fprintf(stderr, "%s: %s (see '%s -h')\n", fs.Name(), msg, fs.Name())
-		return errUsage
+// cmdVersion prints the version.
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("weft version", "usage: weft version\n\nPrints the version of this weft binary.")
+	if err := fs.Parse(args, stdout, stderr); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see '%s -h')\n", fs.Name(), fs.Arg(0), fs.Name())
-		return errUsage
-	}
-	return nil
+	_, err := fmt.Fprintln(stdout, "weft", version)
+	return err
 }
 
 // runDirFlag adds --run-dir, naming the node a command talks to.
-func runDirFlag(fs *flag.FlagSet) *string {
+func runDirFlag(fs *cli.FlagSet) *string {
 	return fs.String("run-dir", agent.DefaultConfig().RunDir, "run `directory` of the node")
 }
 
-// parseVerb parses `weft CMD VERB [ARG] [--run-dir DIR]`: verbs maps each
-// verb to the name of its one argument, "" for none. It returns the client
-// of the node --run-dir names.
-func parseVerb(cmd string, args []string, verbs map[string]string, usage string, stderr io.Writer) (verb, arg string, c *api.Client, err error) {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return "", "", nil, errUsage
+// parseVerb parses `weft CMD VERB [ARG] [--run-dir DIR]` (cli.Verb) and
+// returns the client of the node --run-dir names.
+func parseVerb(cmd string, args []string, verbs map[string]string, usage string, stdout, stderr io.Writer) (verb, arg string, c *api.Client, err error) {
+	verb, arg, rest, err := cli.Verb("weft "+cmd, args, verbs, usage, stdout, stderr)
+	if err != nil {
+		return "", "", nil, err
 	}
-	verb, rest := args[0], args[1:]
-	argName, ok := verbs[verb]
-	if !ok {
-		fmt.Fprintln(stderr, usage)
-		return "", "", nil, errUsage
-	}
-	if argName != "" {
-		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
-			fmt.Fprintf(stderr, "weft %s %s: missing %s\n%s\n", cmd, verb, argName, usage)
-			return "", "", nil, errUsage
-		}
-		arg, rest = rest[0], rest[1:]
-	}
-	fs := newFlagSet(cmd+" "+verb, stderr)
+	fs := cli.NewFlagSet("weft "+cmd+" "+verb, usage)
 	runDir := runDirFlag(fs)
-	if err := parseFlags(fs, rest, stderr); err != nil {
+	if err := fs.Parse(rest, stdout, stderr); err != nil {
 		return "", "", nil, err
 	}
 	return verb, arg, api.NewClient(*runDir), nil

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/cli"
 )
 
-func cmdStatus(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("status", stdout)
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("weft status", "usage: weft status [--json] [--run-dir DIR]\n\nShows the running node's state, peers, paths and drop counters.")
 	asJSON := fs.Bool("json", false, "print JSON (the keys are stable)")
 	runDir := runDirFlag(fs)
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

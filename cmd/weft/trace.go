@@ -14,13 +14,14 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/internal/cli"
 )
 
 // cmdTrace attaches to the running node and prints one line per inner
 // packet it handles, with its fate; --pcap also writes the packets to a
 // pcap file (raw IP) for Wireshark.
 func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("trace", stderr)
+	fs := cli.NewFlagSet("weft trace", "usage: weft trace [flags]\n\nFollows packets through the running node: one line per inner packet with its fate, until interrupted.")
 	runDir := runDirFlag(fs)
 	peer := fs.String("peer", "", "only packets to or from the peer `name`")
 	host := fs.String("host", "", "only packets with this inner source or destination `IP`")
@@ -28,7 +29,7 @@ func cmdTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	drops := fs.Bool("drops", false, "only dropped packets")
 	pcapFile := fs.String("pcap", "", "also write the inner packets to this pcap `file`")
 	count := fs.Int("count", 0, "stop after `n` packets (0: until interrupted)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err
 	}
 	filter, err := api.ParseTraceFilter(url.Values{"peer": {*peer}, "host": {*host}, "proto": {*proto}})

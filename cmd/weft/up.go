@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/encap"
+	"github.com/weftnet/weft/internal/cli"
 	"github.com/weftnet/weft/kube"
 	"github.com/weftnet/weft/node"
 	"github.com/weftnet/weft/peer"
@@ -25,12 +26,12 @@ type upOptions struct {
 	logFormat string
 }
 
-func parseUp(args []string, stderr io.Writer) (upOptions, error) {
+func parseUp(args []string, stdout, stderr io.Writer) (upOptions, error) {
 	o := upOptions{agent: agent.DefaultConfig()}
 	a := &o.agent
 	cfg := &a.Node
 	a.Version = version
-	fs := newFlagSet("up", stderr)
+	fs := cli.NewFlagSet("weft up", "usage: weft up [flags]\n\nRuns this node in the foreground until SIGTERM or SIGINT. Needs root or CAP_NET_ADMIN and /dev/net/tun.")
 	fs.StringVar(&cfg.Name, "name", "", "this node's `name` among its peers, with --kube its Node's (default: the hostname)")
 	fs.TextVar(&cfg.Listen, "listen", cfg.Listen, "UDP `address:port` for overlay traffic")
 	fs.TextVar(&cfg.Advertise, "advertise", cfg.Advertise, "this node's underlay `IP`; overrides --iface (default: chosen by --iface, else the default-route interface's)")
@@ -71,7 +72,7 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `file` for --kube, which it implies (default: the in-cluster config)")
 	fs.BoolVar(&cfg.IPMasq, "ip-masq", false, "masquerade traffic from the overlay to outside --network (nftables table ip weft)")
 	fs.StringVar(&a.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`host:port`/metrics (default: off)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return o, err
 	}
 	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -99,8 +100,8 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	return o, a.Validate()
 }
 
-func cmdUp(ctx context.Context, args []string, _, stderr io.Writer) error {
-	o, err := parseUp(args, stderr)
+func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseUp(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
