@@ -1,8 +1,20 @@
 package encap
 
-// What a receiver keeps per sending peer: the peer's current session with the
-// AEADs derived for it (so no key is derived per packet), and a sliding
-// replay window over the session's counters (RFC 6479). Nothing here changes
+// What a receiver keeps per sending peer: three of the peer's sessions, each
+// with the AEADs derived for it (so no key is derived per packet) and a
+// sliding replay window over its counters (RFC 6479):
+//
+//	prev  the session before cur: packets still in flight when the peer
+//	      rotated (or restarted) are accepted, each once
+//	cur   the newest session a packet authenticated in
+//	next  a session some datagram announced, derived but not yet
+//	      authenticated: newer than cur (the first packet that opens in it
+//	      moves cur to prev and it to cur) or between prev and cur (one
+//	      whose packets arrive after a later session's; it becomes prev)
+//
+// Anything older than prev is old_session. prev only ever moves forward and
+// every session a packet was accepted in is prev, cur or older than prev, so
+// no session is accepted in twice with a fresh window. Nothing here changes
 // before a packet's tag has verified.
 
 import (
@@ -42,20 +54,22 @@ type PeerState struct {
 
 	mu    sync.Mutex
 	nonce [nonceLen]byte // scratch (a nonce passed to an interface method would escape)
+	prev  rxSession      // the session cur replaced; id 0: none
 	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
 	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
-	win   replayWindow   // counters of cur
 	limit rateLimit      // derivations of session keys
 }
 
 // Name returns the peer's node name.
 func (p *PeerState) Name() string { return p.name }
 
-// rxSession is one sending session of the peer and the AEADs derived for it.
+// rxSession is one sending session of the peer, the AEADs derived for it
+// and the counters accepted in it.
 type rxSession struct {
 	id    uint64
 	aeads [aeadCache]derived
 	slot  int // the entry to replace next
+	win   replayWindow
 }
 
 type derived struct {
@@ -104,24 +118,26 @@ func (l *rateLimit) allow(now time.Time) bool {
 
 // open checks the session and counter, opens dgram's ciphertext, appending
 // the plaintext to out, and, only if the tag verifies, records the counter.
-// The header has been checked.
+// The header has been checked; sess is never 0.
 func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs *rxSession
 	switch {
-	case sess < p.cur.id:
-		return nil, ErrOldSession
 	case sess == p.cur.id:
-		if !p.win.check(ctr) {
-			return nil, ErrReplay
-		}
 		rs = &p.cur
-	default: // newer than any seen: a restarted (or new) sender, or a forgery
+	case sess == p.prev.id:
+		rs = &p.prev
+	case sess < p.prev.id:
+		return nil, ErrOldSession
+	default: // unseen: a rotation, a restarted (or new) sender, a late session, or a forgery
 		if p.next.id != sess {
 			p.next = rxSession{id: sess}
 		}
 		rs = &p.next
+	}
+	if !rs.win.check(ctr) {
+		return nil, ErrReplay
 	}
 	aead := rs.cached(k, c)
 	if aead == nil {
@@ -135,11 +151,16 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	if err != nil {
 		return nil, ErrAuth
 	}
-	if rs == &p.next {
-		p.cur, p.next = p.next, rxSession{}
-		p.win = replayWindow{}
+	switch {
+	case rs != &p.next:
+	case sess > p.cur.id:
+		p.prev, p.cur, p.next = p.cur, p.next, rxSession{}
+		rs = &p.cur
+	default: // between prev and cur
+		p.prev, p.next = p.next, rxSession{}
+		rs = &p.prev
 	}
-	p.win.mark(ctr)
+	rs.win.mark(ctr)
 	return pt, nil
 }
 
