@@ -118,8 +118,9 @@ type Sealed struct {
 	limit  uint64    // the last counter a session seals with
 	nonces sync.Pool // *[nonceLen]byte scratch for Seal (a nonce passed to an interface method would escape)
 
-	mu    sync.Mutex // serialises writers of state
-	state atomic.Pointer[sealedState]
+	mu        sync.Mutex // serialises writers of state
+	state     atomic.Pointer[sealedState]
+	rotations atomic.Uint64 // sessions started after the first
 }
 
 var _ Codec = (*Sealed)(nil)

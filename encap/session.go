@@ -69,12 +69,17 @@ func (s *Sealed) Rekey() uint64 {
 	return s.startSession(st).tx.sess.id
 }
 
+// Rotations returns how many sessions Seal has started after the first,
+// on volume or by Rekey.
+func (s *Sealed) Rotations() uint64 { return s.rotations.Load() }
+
 // startSession replaces st with the same keys and a new session; the
 // caller holds s.mu.
 func (s *Sealed) startSession(st *sealedState) *sealedState {
 	id := NewSessionID(st.tx.sess.id, time.Now())
 	nst := &sealedState{ring: st.ring, tx: s.newTx(&session{id: id}, st.ring.primary)}
 	s.state.Store(nst)
+	s.rotations.Add(1)
 	return nst
 }
 

@@ -131,7 +131,7 @@ func newCodec(cfg Config) (encap.Codec, error) {
 	if cfg.Insecure {
 		return encap.NewPlain(cfg.VNI)
 	}
-	c, err := encap.NewSealed(encap.SealedConfig{VNI: cfg.VNI, Name: cfg.Name, Keys: cfg.Keys})
+	c, err := encap.NewSealed(encap.SealedConfig{VNI: cfg.VNI, Name: cfg.Name, Keys: cfg.Keys, RekeyAfterPackets: cfg.RekeyAfterPackets})
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
 	}
@@ -181,6 +181,7 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
 	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
 	wg.Go(func() { n.probe(ctx) })
+	wg.Go(func() { n.rekey(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
