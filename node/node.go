@@ -63,10 +63,11 @@ type Node struct {
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
-	readWarn *rate.Limiter // the same for TUN read errors
 
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
+
+	answers chan probeAnswer // probe answers for answerProbes (probe.go)
 
 	heard   []peer.HeardReporter // set by Run before status is served
 	keyHook KeyHook
@@ -144,8 +145,8 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
-		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
+		answers:   make(chan probeAnswer, answerQueue),
 		secrets:   make(map[byte][]byte),
 	}
 	for _, k := range cfg.Keys {
@@ -182,6 +183,7 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
 	wg.Go(func() { n.probe(ctx) })
 	wg.Go(func() { n.rekey(ctx) })
+	wg.Go(func() { n.answerProbes(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
