@@ -76,7 +76,7 @@ type probeAnswer struct {
 // and the outside loop update it; status reads it.
 type pathHealth struct {
 	mu       sync.Mutex
-	next     uint64 // number of the next probe (ours: the wire carries a random token)
+	next     uint64  // number of the next probe (ours: the wire carries a random token)
 	draw     [8]byte // scratch for the token
 	ring     [probeWindow]probeRecord
 	rtt      time.Duration
