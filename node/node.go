@@ -102,6 +102,7 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 	if mtu < 576 {
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}
+	cfg.Listen = dataListen(cfg.Listen, under.Addr)
 	conn, err := udp.Listen(udp.Config{Listen: cfg.Listen})
 	if err != nil {
 		if errors.Is(err, udp.ErrAddrInUse) {
