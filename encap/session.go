@@ -60,6 +60,16 @@ func NewSessionID(prev uint64, now time.Time) uint64 {
 	return sessionMark | (tick&sessionTickMask)<<sessionRandBits | binary.BigEndian.Uint64(r[:])>>(64-sessionRandBits)
 }
 
+// SessionStart returns when the session with id started, to the tick (250
+// ms; a tick may run ahead of the clock when sessions start faster than
+// ticks pass). Ids of earlier weft versions were the start in Unix ns.
+func SessionStart(id uint64) time.Time {
+	if id < sessionMark {
+		return time.Unix(0, int64(id))
+	}
+	return time.Unix(0, int64((id>>sessionRandBits)&sessionTickMask*uint64(sessionTick)))
+}
+
 // Rekey starts a new sending session now and returns its id; Seal uses it
 // from the next packet on. The node calls it every --rekey-after.
 func (s *Sealed) Rekey() uint64 {

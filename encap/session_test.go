@@ -230,3 +230,13 @@ func TestRekeyConcurrentSenders(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionStart(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 300e6, time.UTC)
+	if got := SessionStart(NewSessionID(0, now)); !got.Equal(now.Truncate(sessionTick)) {
+		t.Fatalf("start %v, want %v", got, now.Truncate(sessionTick))
+	}
+	if got := SessionStart(uint64(now.UnixNano())); !got.Equal(now) { // an earlier version's id
+		t.Fatalf("start of an old-format id %v, want %v", got, now)
+	}
+}
