@@ -220,6 +220,7 @@ var dropHints = map[string]string{
 	"send_error":      "the host refused to send: see weft's log",
 	"tun_write_error": "the TUN refused packets: see weft's log",
 	"tun_read_error":  "reads from the TUN failed: see weft's log",
+	"udp_read_error":  "reads from the UDP socket failed: see weft's log",
 }
 
 // checkDrops lists drops that point at a problem.
