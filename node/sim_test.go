@@ -401,36 +401,3 @@ func TestSimSealed(t *testing.T) {
 		t.Fatalf("b delivered %d packets from c", rx)
 	}
 }
-
-// Sessions rotate on volume (a low limit injected through the codec's
-// config) while packets flow: every packet arrives, none is refused as
-// old_session or replay, and the status counts the rotations. (Few
-// rotations: each costs the receiver a key derivation, of which a peer gets
-// a burst of 8 and then 20 a second.)
-func TestSimRekey(t *testing.T) {
-	key, _ := encap.GenerateKey()
-	sn := &simNet{}
-	pa, pb := testPeer("a", "10.244.1.0/24", "192.0.2.1:6081"), testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")
-	ca, err := encap.NewSealed(encap.SealedConfig{VNI: 1, Name: "a", Keys: [][]byte{key}, RekeyAfterPackets: 15})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startSimCodec(t, sn, "a", "10.244.1.0/24", "192.0.2.1:6081", ca, pb)
-	b := startSimCodec(t, sn, "b", "10.244.2.0/24", "192.0.2.2:6081", sealed(t, "b", key), pa)
-	const count = 60
-	for i := range count {
-		pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 100+i, false)
-		a.tun.Inject(pkt)
-		if got := recv(t, b.tun); !bytes.Equal(got, pkt) {
-			t.Fatalf("packet %d: b got another packet", i)
-		}
-	}
-	if n := a.Status().Encryption.Rotations; n < 3 {
-		t.Fatalf("%d rotations for %d packets (and probes) at 15 a session", n, count)
-	}
-	for _, r := range []string{"old_session", "replay", "auth_failed", "session_limit"} {
-		if d := drop(b, r); d != 0 {
-			t.Errorf("%d %s drops across the rotations", d, r)
-		}
-	}
-}
