@@ -56,20 +56,20 @@ type PeerState struct {
 	nonce [nonceLen]byte // scratch (a nonce passed to an interface method would escape)
 	prev  rxSession      // the session cur replaced; id 0: none
 	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
-	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
+	next  rxSession      // AEADs derived for a session no packet has authenticated in yet
 	limit rateLimit      // derivations of session keys
+
+	prevWin, curWin replayWindow // counters accepted in prev and cur (next has none yet)
 }
 
 // Name returns the peer's node name.
 func (p *PeerState) Name() string { return p.name }
 
-// rxSession is one sending session of the peer, the AEADs derived for it
-// and the counters accepted in it.
+// rxSession is one sending session of the peer and the AEADs derived for it.
 type rxSession struct {
 	id    uint64
 	aeads [aeadCache]derived
 	slot  int // the entry to replace next
-	win   replayWindow
 }
 
 type derived struct {
@@ -123,11 +123,12 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs *rxSession
+	var win *replayWindow // nil for next: nothing accepted in it yet
 	switch {
 	case sess == p.cur.id:
-		rs = &p.cur
+		rs, win = &p.cur, &p.curWin
 	case sess == p.prev.id:
-		rs = &p.prev
+		rs, win = &p.prev, &p.prevWin
 	case sess < p.prev.id:
 		return nil, ErrOldSession
 	default: // unseen: a rotation, a restarted (or new) sender, a late session, or a forgery
@@ -136,7 +137,7 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 		}
 		rs = &p.next
 	}
-	if !rs.win.check(ctr) {
+	if win != nil && !win.check(ctr) {
 		return nil, ErrReplay
 	}
 	aead := rs.cached(k, c)
@@ -152,15 +153,17 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 		return nil, ErrAuth
 	}
 	switch {
-	case rs != &p.next:
+	case win != nil:
 	case sess > p.cur.id:
 		p.prev, p.cur, p.next = p.cur, p.next, rxSession{}
-		rs = &p.cur
+		p.prevWin, p.curWin = p.curWin, replayWindow{}
+		win = &p.curWin
 	default: // between prev and cur
 		p.prev, p.next = p.next, rxSession{}
-		rs = &p.prev
+		p.prevWin = replayWindow{}
+		win = &p.prevWin
 	}
-	rs.win.mark(ctr)
+	win.mark(ctr)
 	return pt, nil
 }
 

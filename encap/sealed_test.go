@@ -230,7 +230,7 @@ func sealEmpty(s *Sealed) []byte {
 func replayState(p *PeerState) (uint64, replayWindow) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur.id, p.cur.win
+	return p.cur.id, p.curWin
 }
 
 // Any single flipped bit makes a datagram fail, and the failure leaves the
