@@ -7,15 +7,14 @@ package encap
 //	prev  the session before cur: packets still in flight when the peer
 //	      rotated (or restarted) are accepted, each once
 //	cur   the newest session a packet authenticated in
-//	next  a session some datagram announced, derived but not yet
-//	      authenticated: newer than cur (the first packet that opens in it
-//	      moves cur to prev and it to cur) or between prev and cur (one
-//	      whose packets arrive after a later session's; it becomes prev)
+//	next  a newer session some datagram announced, derived but not yet
+//	      authenticated; the first packet that opens in it moves cur to
+//	      prev and it to cur
 //
-// Anything older than prev is old_session. prev only ever moves forward and
-// every session a packet was accepted in is prev, cur or older than prev, so
-// no session is accepted in twice with a fresh window. Nothing here changes
-// before a packet's tag has verified.
+// Any other session older than cur is old_session: no session is taken in
+// twice with a fresh window, and once a genuine packet has arrived nothing
+// recorded from the peer's older sessions can be replayed. Nothing here
+// changes before a packet's tag has verified.
 
 import (
 	"crypto/cipher"
@@ -129,9 +128,9 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 		rs, win = &p.cur, &p.curWin
 	case sess == p.prev.id:
 		rs, win = &p.prev, &p.prevWin
-	case sess < p.prev.id:
+	case sess < p.cur.id:
 		return nil, ErrOldSession
-	default: // unseen: a rotation, a restarted (or new) sender, a late session, or a forgery
+	default: // newer than any seen: a rotation, a restarted (or new) sender, or a forgery
 		if p.next.id != sess {
 			p.next = rxSession{id: sess}
 		}
@@ -152,16 +151,10 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	if err != nil {
 		return nil, ErrAuth
 	}
-	switch {
-	case win != nil:
-	case sess > p.cur.id:
+	if win == nil { // next authenticated: it is the current session now
 		p.prev, p.cur, p.next = p.cur, p.next, rxSession{}
 		p.prevWin, p.curWin = p.curWin, replayWindow{}
 		win = &p.curWin
-	default: // between prev and cur
-		p.prev, p.next = p.next, rxSession{}
-		p.prevWin = replayWindow{}
-		win = &p.prevWin
 	}
 	win.mark(ctr)
 	return pt, nil
