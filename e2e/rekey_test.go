@@ -4,7 +4,8 @@ package e2e
 // (--rekey-after 2s) arrives whole, and no packet is refused for its session.
 // (With one queue a veth delivers in order, so packets of the previous
 // session rarely arrive after the next one's; encap's tests of the session
-// ring, and several queues, exercise that. This kernel has no netem.)
+// ring, and several queues, exercise that; netem, which could reorder, is
+// not in every kernel the tests run on.)
 
 import (
 	"testing"
