@@ -56,7 +56,7 @@ func preflight(cfg *Config, advertise netip.Addr) (_ *held, err error) {
 			h.close()
 		}
 	}()
-	if h.conn, err = node.Listen(cfg.Node.Listen); err != nil {
+	if h.conn, err = node.Listen(cfg.Node.Listen, advertise); err != nil {
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {

@@ -169,11 +169,15 @@ type EncryptionStatus struct {
 	Cipher  string `json:"cipher,omitempty"`
 	KeyIDs  []int  `json:"key_ids,omitempty"`
 	Primary int    `json:"primary_key_id,omitempty"` // the key this node sends with
-	// Session is this run's session id (its start time in ns). JSON carries
-	// it as a decimal string: as a number it exceeds 2^53, which jq 1.6 and
-	// JavaScript round.
+	// Session is the current sending session's id (encap.NewSessionID).
+	// JSON carries it as a decimal string: as a number it exceeds 2^53,
+	// which jq 1.6 and JavaScript round.
 	Session uint64 `json:"session,string,omitempty"`
-	KeyFile string `json:"key_file,omitempty"` // the --key-file the node started with
+	// Rotations counts the sessions started since the node started, on
+	// time (RekeyAfterSeconds) or on volume.
+	Rotations         uint64  `json:"rotations"`
+	RekeyAfterSeconds float64 `json:"rekey_after_seconds,omitempty"`
+	KeyFile           string  `json:"key_file,omitempty"` // the --key-file the node started with
 }
 
 // IOStatus counts the batched I/O calls and what they carried: packets per

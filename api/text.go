@@ -24,7 +24,8 @@ func (s *Status) WriteText(w io.Writer) {
 		onOff(s.Offloads.Tun.TSO), onOff(s.Offloads.Tun.GRO), because(s.Offloads.Tun.Reason),
 		onOff(s.Offloads.UDP.GSO), onOff(s.Offloads.UDP.GRO), because(s.Offloads.UDP.Reason))
 	if e := s.Encryption; e.Enabled {
-		fmt.Fprintf(w, "security  %s, keys %v (sending with %d), session %d\n", e.Cipher, e.KeyIDs, e.Primary, e.Session)
+		fmt.Fprintf(w, "security  %s, keys %v (sending with %d), session %d (rotated %d times, every %v)\n",
+			e.Cipher, e.KeyIDs, e.Primary, e.Session, e.Rotations, time.Duration(e.RekeyAfterSeconds*float64(time.Second)))
 	} else {
 		fmt.Fprintln(w, "security  NONE (--insecure): traffic is neither authenticated nor encrypted")
 	}

@@ -165,19 +165,21 @@ func checkKeys(f *findings, s *api.Status) {
 	}
 }
 
-// checkClock: session ids are start times; a clock that went back below
-// the running session would make a restart's packets look old to peers.
+// checkClock: session ids carry their start time; a clock that went back
+// below the running session would make a restart's packets look old to
+// peers. A second of slack: the id's time is in quarter seconds, and may
+// run a tick ahead.
 func checkClock(f *findings, s *api.Status) {
 	if !s.Encryption.Enabled {
 		return
 	}
-	start := time.Unix(0, int64(s.Encryption.Session))
-	if now := time.Now(); now.Before(start) {
+	start := encap.SessionStart(s.Encryption.Session)
+	if now := time.Now(); now.Add(time.Second).Before(start) {
 		f.fail("fix the clock (NTP) before restarting weft: peers would drop a restarted node's packets as old_session",
-			"the clock (%s) is behind this node's start time (%s)", now.Format(time.RFC3339), start.Format(time.RFC3339))
+			"the clock (%s) is behind the start of this node's sending session (%s)", now.Format(time.RFC3339), start.Format(time.RFC3339))
 		return
 	}
-	f.ok("clock is past the node's start time")
+	f.ok("clock is past the start of the node's sending session")
 }
 
 // checkPeers reports every peer's data path.
@@ -219,6 +221,7 @@ var dropHints = map[string]string{
 	"send_error":      "the host refused to send: see weft's log",
 	"tun_write_error": "the TUN refused packets: see weft's log",
 	"tun_read_error":  "reads from the TUN failed: see weft's log",
+	"udp_read_error":  "reads from the UDP socket failed: see weft's log",
 }
 
 // checkDrops lists drops that point at a problem.

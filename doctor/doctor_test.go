@@ -124,12 +124,17 @@ func TestCheckKeys(t *testing.T) {
 
 func TestCheckClock(t *testing.T) {
 	at := func(d time.Duration) *api.Status {
-		return &api.Status{Encryption: api.EncryptionStatus{Enabled: true, Session: uint64(time.Now().Add(d).UnixNano())}}
+		return &api.Status{Encryption: api.EncryptionStatus{Enabled: true, Session: encap.NewSessionID(0, time.Now().Add(d))}}
 	}
 	expect(t, "session in the future", run(checkClock, at(time.Hour)),
 		want{Fail, "the clock", "fix the clock (NTP)", false})
 	expect(t, "session in the past", run(checkClock, at(-time.Hour)),
-		want{OK, "clock is past the node's start time", "", false})
+		want{OK, "clock is past the start of the node's sending session", "", false})
+	expect(t, "session just started", run(checkClock, at(0)),
+		want{OK, "clock is past", "", false})
+	old := &api.Status{Encryption: api.EncryptionStatus{Enabled: true, Session: uint64(time.Now().Add(time.Hour).UnixNano())}}
+	expect(t, "an earlier version's id in the future", run(checkClock, old),
+		want{Fail, "the clock", "fix the clock (NTP)", false})
 	expect(t, "insecure (no session)", run(checkClock, &api.Status{}))
 }
 

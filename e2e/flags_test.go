@@ -56,6 +56,8 @@ func TestBadFlags(t *testing.T) {
 			{"metrics address without port", "--metrics-addr", []string{"--metrics-addr", "127.0.0.1"}, ""},
 			{"metrics address not on this host", "--metrics-addr", []string{"--metrics-addr", "192.168.77.99:9586"}, ""},
 			{"probe interval too short", "--probe-interval", []string{"--probe-interval", "1ms"}, ""},
+			{"rekey interval too short", "--rekey-after", []string{"--rekey-after", "100ms"}, ""},
+			{"rekey interval too long", "--rekey-after", []string{"--rekey-after", "48h"}, ""},
 			{"missing --insecure", "--insecure", nil, "--insecure"},
 		} {
 			args := slices.DeleteFunc(slices.Concat(good, c.args), func(s string) bool { return s == c.without })

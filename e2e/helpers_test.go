@@ -320,6 +320,21 @@ func ping(t *testing.T, a, b *lab.Weft, count int) {
 // bound it: a limit, not a speed requirement.
 func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
 	t.Helper()
+	tcpStream(t, a, b, func(sent int64) bool { return sent < total })
+}
+
+// tcpTransferFor is tcpTransfer for a time instead of a size: it streams
+// for d and returns how many bytes went through.
+func tcpTransferFor(t *testing.T, a, b *lab.Weft, d time.Duration) int64 {
+	t.Helper()
+	end := time.Now().Add(d)
+	return tcpStream(t, a, b, func(int64) bool { return time.Now().Before(end) })
+}
+
+// tcpStream is tcpTransfer and tcpTransferFor: it sends while more says so
+// and returns the bytes sent, all received and checked.
+func tcpStream(t *testing.T, a, b *lab.Weft, more func(sent int64) bool) int64 {
+	t.Helper()
 	dst := netip.AddrPortFrom(b.Addr, 5201)
 	deadline := time.Now().Add(2 * time.Minute)
 	ln := listenTCP(t, b.Host, dst)
@@ -349,7 +364,8 @@ func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
 	src := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
-	for sent := int64(0); sent < total; sent += int64(len(buf)) {
+	var sent int64
+	for ; more(sent); sent += int64(len(buf)) {
 		src.Read(buf)
 		h.Write(buf)
 		if _, err := c.Write(buf); err != nil {
@@ -363,7 +379,8 @@ func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
 	if r.err != nil {
 		t.Fatalf("receive: %v after %d bytes", r.err, r.n)
 	}
-	if r.n != total || !bytes.Equal(r.sum, h.Sum(nil)) {
-		t.Fatalf("received %d bytes sha256 %x; sent %d bytes sha256 %x", r.n, r.sum, total, h.Sum(nil))
+	if r.n != sent || !bytes.Equal(r.sum, h.Sum(nil)) {
+		t.Fatalf("received %d bytes sha256 %x; sent %d bytes sha256 %x", r.n, r.sum, sent, h.Sum(nil))
 	}
+	return sent
 }

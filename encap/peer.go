@@ -1,9 +1,20 @@
 package encap
 
-// What a receiver keeps per sending peer: the peer's current session with the
-// AEADs derived for it (so no key is derived per packet), and a sliding
-// replay window over the session's counters (RFC 6479). Nothing here changes
-// before a packet's tag has verified.
+// What a receiver keeps per sending peer: three of the peer's sessions, each
+// with the AEADs derived for it (so no key is derived per packet) and a
+// sliding replay window over its counters (RFC 6479):
+//
+//	prev  the session before cur: packets still in flight when the peer
+//	      rotated (or restarted) are accepted, each once
+//	cur   the newest session a packet authenticated in
+//	next  a newer session some datagram announced, derived but not yet
+//	      authenticated; the first packet that opens in it moves cur to
+//	      prev and it to cur
+//
+// Any other session older than cur is old_session: no session is taken in
+// twice with a fresh window, and once a genuine packet has arrived nothing
+// recorded from the peer's older sessions can be replayed. Nothing here
+// changes before a packet's tag has verified.
 
 import (
 	"crypto/cipher"
@@ -42,10 +53,12 @@ type PeerState struct {
 
 	mu    sync.Mutex
 	nonce [nonceLen]byte // scratch (a nonce passed to an interface method would escape)
+	prev  rxSession      // the session cur replaced; id 0: none
 	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
-	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
-	win   replayWindow   // counters of cur
+	next  rxSession      // AEADs derived for a session no packet has authenticated in yet
 	limit rateLimit      // derivations of session keys
+
+	prevWin, curWin replayWindow // counters accepted in prev and cur (next has none yet)
 }
 
 // Name returns the peer's node name.
@@ -104,24 +117,27 @@ func (l *rateLimit) allow(now time.Time) bool {
 
 // open checks the session and counter, opens dgram's ciphertext, appending
 // the plaintext to out, and, only if the tag verifies, records the counter.
-// The header has been checked.
+// The header has been checked; sess is never 0.
 func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs *rxSession
+	var win *replayWindow // nil for next: nothing accepted in it yet
 	switch {
+	case sess == p.cur.id:
+		rs, win = &p.cur, &p.curWin
+	case sess == p.prev.id:
+		rs, win = &p.prev, &p.prevWin
 	case sess < p.cur.id:
 		return nil, ErrOldSession
-	case sess == p.cur.id:
-		if !p.win.check(ctr) {
-			return nil, ErrReplay
-		}
-		rs = &p.cur
-	default: // newer than any seen: a restarted (or new) sender, or a forgery
+	default: // newer than any seen: a rotation, a restarted (or new) sender, or a forgery
 		if p.next.id != sess {
 			p.next = rxSession{id: sess}
 		}
 		rs = &p.next
+	}
+	if win != nil && !win.check(ctr) {
+		return nil, ErrReplay
 	}
 	aead := rs.cached(k, c)
 	if aead == nil {
@@ -135,11 +151,12 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	if err != nil {
 		return nil, ErrAuth
 	}
-	if rs == &p.next {
-		p.cur, p.next = p.next, rxSession{}
-		p.win = replayWindow{}
+	if win == nil { // next authenticated: it is the current session now
+		p.prev, p.cur, p.next = p.cur, p.next, rxSession{}
+		p.prevWin, p.curWin = p.curWin, replayWindow{}
+		win = &p.curWin
 	}
-	p.win.mark(ctr)
+	win.mark(ctr)
 	return pt, nil
 }
 

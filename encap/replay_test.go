@@ -122,11 +122,23 @@ func TestSealedSessions(t *testing.T) {
 	if id, _ := replayState(p); id != 2000 {
 		t.Fatalf("current session %d, want 2000", id)
 	}
-	if _, err := rx.OpenFrom(nil, late, p); err != ErrOldSession {
-		t.Fatalf("packet of the older session: %v, want %v", err, ErrOldSession)
+	// The previous session is kept: the packet in flight opens, once.
+	if _, err := rx.OpenFrom(nil, late, p); err != nil {
+		t.Fatalf("packet of the previous session: %v", err)
+	}
+	if _, err := rx.OpenFrom(nil, late, p); err != ErrReplay {
+		t.Fatalf("replayed packet of the previous session: %v, want %v", err, ErrReplay)
 	}
 	if _, err := rx.OpenFrom(nil, sealPkt(t, second, ipv4(40)), p); err != nil {
 		t.Fatalf("second packet of the newer session: %v", err)
+	}
+	// A third session pushes the first out: two sessions old is old.
+	third := newSealed(t, "a", CipherAESGCM, 2500, key)
+	if _, err := rx.OpenFrom(nil, sealPkt(t, third, ipv4(40)), p); err != nil {
+		t.Fatalf("third session: %v", err)
+	}
+	if _, err := rx.OpenFrom(nil, sealPkt(t, first, ipv4(40)), p); err != ErrOldSession {
+		t.Fatalf("packet two sessions old: %v, want %v", err, ErrOldSession)
 	}
 
 	// A forged packet announcing a newer session changes nothing.
@@ -134,10 +146,10 @@ func TestSealedSessions(t *testing.T) {
 	if _, err := rx.OpenFrom(nil, forged, p); err != ErrAuth {
 		t.Fatalf("forged newer session: %v, want %v", err, ErrAuth)
 	}
-	if id, _ := replayState(p); id != 2000 {
+	if id, _ := replayState(p); id != 2500 {
 		t.Fatalf("forgery moved the session to %d", id)
 	}
-	if _, err := rx.OpenFrom(nil, sealPkt(t, second, ipv4(40)), p); err != nil {
+	if _, err := rx.OpenFrom(nil, sealPkt(t, third, ipv4(40)), p); err != nil {
 		t.Fatalf("after the forgery: %v", err)
 	}
 }

@@ -54,8 +54,8 @@ const (
 	CipherAESGCM           byte = 1 // AES-256-GCM
 	CipherChaCha20Poly1305 byte = 2 // ChaCha20-Poly1305
 
-	// maxCounter is the first counter never sent: a session ends before
-	// its counter reaches 2^63 and the sender starts a new one.
+	// maxCounter is the first counter never sent or accepted: a session
+	// ends long before (RekeyAfterPackets), and it never wraps.
 	maxCounter = 1 << 63
 	nonceLen   = 12
 )
@@ -97,11 +97,13 @@ type SealedConfig struct {
 	// Cipher is the cipher Seal uses: CipherAESGCM, CipherChaCha20Poly1305,
 	// or CipherAuto (the default, 0) for DefaultCipher().
 	Cipher byte
-	// Session is this run's session id. It must be greater than every
-	// session id this node used before; 0 (the default) takes the current
-	// time in Unix nanoseconds, which is, as long as the clock does not go
-	// back across a restart.
+	// Session is the first session's id, for tests. It must be greater
+	// than every session id this node used before; 0 (the default) draws
+	// one (NewSessionID).
 	Session uint64
+	// RekeyAfterPackets is how many packets one session seals before Seal
+	// starts the next one; 0 is DefaultRekeyAfterPackets. Tests set it low.
+	RekeyAfterPackets uint64
 }
 
 // Sealed is the authenticated, encrypted codec (docs/security.md). Seal may
@@ -113,10 +115,12 @@ type Sealed struct {
 	vni    uint32
 	name   string
 	cipher byte
+	limit  uint64    // the last counter a session seals with
 	nonces sync.Pool // *[nonceLen]byte scratch for Seal (a nonce passed to an interface method would escape)
 
-	mu    sync.Mutex // serialises writers of state
-	state atomic.Pointer[sealedState]
+	mu        sync.Mutex // serialises writers of state
+	state     atomic.Pointer[sealedState]
+	rotations atomic.Uint64 // sessions started after the first
 }
 
 var _ Codec = (*Sealed)(nil)
@@ -126,14 +130,6 @@ var _ Codec = (*Sealed)(nil)
 type sealedState struct {
 	ring *keyring
 	tx   *txState
-}
-
-// session is one of this node's sending sessions. Its counter is shared by
-// every txState of the session, so changing the primary key does not reuse
-// a counter.
-type session struct {
-	id  uint64
-	ctr atomic.Uint64 // the last counter handed out
 }
 
 // txState is what Seal needs: the AEAD for (session, primary key, cipher)
@@ -182,9 +178,13 @@ func NewSealed(cfg SealedConfig) (*Sealed, error) {
 	ring.primary = ring.keys[0]
 	sess := cfg.Session
 	if sess == 0 {
-		sess = uint64(time.Now().UnixNano())
+		sess = NewSessionID(0, time.Now())
 	}
-	s := &Sealed{vni: cfg.VNI, name: cfg.Name, cipher: c}
+	limit := cfg.RekeyAfterPackets
+	if limit == 0 || limit >= maxCounter {
+		limit = DefaultRekeyAfterPackets
+	}
+	s := &Sealed{vni: cfg.VNI, name: cfg.Name, cipher: c, limit: limit}
 	s.nonces.New = func() any { return new([nonceLen]byte) }
 	s.state.Store(&sealedState{ring: ring, tx: s.newTx(&session{id: sess}, ring.primary)})
 	return s, nil
@@ -252,7 +252,7 @@ func (s *Sealed) SealControl(buf []byte, off, n int) ([]byte, error) {
 func (s *Sealed) seal(buf []byte, off, n int, flags byte) []byte {
 	tx := s.state.Load().tx
 	ctr := tx.sess.ctr.Add(1)
-	if ctr >= maxCounter {
+	if ctr > s.limit {
 		tx, ctr = s.renew(tx)
 	}
 	h := buf[off-SealedHeaderLen : off]
@@ -266,32 +266,12 @@ func (s *Sealed) seal(buf []byte, off, n int, flags byte) []byte {
 	return buf[off-SealedHeaderLen : off+n+TagLen]
 }
 
-// renew starts a new session once old's counters are used up (2^63 packets:
-// not in practice, but a counter must never wrap) and returns the new
-// state with a counter of it.
-func (s *Sealed) renew(old *txState) (*txState, uint64) {
-	for {
-		s.mu.Lock()
-		st := s.state.Load()
-		if st.tx.sess == old.sess {
-			id := max(uint64(time.Now().UnixNano()), old.sess.id+1)
-			st = &sealedState{ring: st.ring, tx: s.newTx(&session{id: id}, st.ring.primary)}
-			s.state.Store(st)
-		}
-		s.mu.Unlock()
-		if ctr := st.tx.sess.ctr.Add(1); ctr < maxCounter {
-			return st.tx, ctr
-		}
-		old = st.tx
-	}
-}
-
 // SealedOption is weft's GENEVE option as a sealed datagram carries it in
 // the clear (and authenticated).
 type SealedOption struct {
 	Cipher  byte   // CipherAESGCM or CipherChaCha20Poly1305
 	KeyID   byte   // KeyID of the secret the packet was sealed under
-	Session uint64 // the sender's session id (Unix nanoseconds at its start)
+	Session uint64 // the sender's session id (NewSessionID)
 	Counter uint64 // packet number within the session, from 1
 }
 

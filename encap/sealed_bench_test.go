@@ -117,6 +117,9 @@ func FuzzOpenSealed(f *testing.F) {
 	for _, c := range ciphers {
 		s := newSealed(f, "a", c, 1000, key)
 		seeds = append(seeds, sealPkt(f, s, ipv4(20)), sealPkt(f, s, ipv6(8)), sealPkt(f, s, ipv4(300)))
+		// And a later session's (a fixed id: fuzz workers rebuild the seeds).
+		s = newSealed(f, "a", c, 2000, key)
+		seeds = append(seeds, sealPkt(f, s, ipv4(20)), sealPkt(f, s, ipv4(60)))
 	}
 	for _, d := range seeds {
 		f.Add(bytes.Clone(d))
@@ -129,9 +132,15 @@ func FuzzOpenSealed(f *testing.F) {
 	rx := newSealed(f, "b", CipherAuto, 0, key)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
-		inner, err := rx.OpenFrom(nil, b, rx.NewPeer("a"))
+		p := rx.NewPeer("a")
+		inner, err := rx.OpenFrom(nil, b, p)
 		if err != nil {
 			return
+		}
+		// What opened once never opens again: the replay window of
+		// whichever session it landed in holds it.
+		if _, err := rx.OpenFrom(nil, in, p); err != ErrReplay {
+			t.Fatalf("datagram opened twice (second time: %v): % x", err, in)
 		}
 		// Only what a key holder sealed opens: the fuzzer cannot forge.
 		for _, d := range seeds {

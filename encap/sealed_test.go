@@ -230,7 +230,7 @@ func sealEmpty(s *Sealed) []byte {
 func replayState(p *PeerState) (uint64, replayWindow) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur.id, p.win
+	return p.cur.id, p.curWin
 }
 
 // Any single flipped bit makes a datagram fail, and the failure leaves the
@@ -337,20 +337,21 @@ func TestSessionKeysDiffer(t *testing.T) {
 }
 
 func TestDefaultSession(t *testing.T) {
-	lo := uint64(time.Now().UnixNano())
-	s := newSealed(t, "a", CipherAuto, 0)
-	hi := uint64(time.Now().UnixNano())
-	if got := s.Session(); got < lo || got > hi {
-		t.Fatalf("session %d outside [%d, %d]", got, lo, hi)
+	a, b := newSealed(t, "a", CipherAuto, 0), newSealed(t, "a", CipherAuto, 0)
+	if a.Session() < sessionMark || a.Session() <= uint64(time.Now().UnixNano()) {
+		t.Fatalf("session %#x is not above every earlier version's (Unix ns) id", a.Session())
+	}
+	if a.Session() == b.Session() {
+		t.Fatalf("two codecs started at once drew the same session %#x", a.Session())
 	}
 }
 
 func TestCounterExhaustion(t *testing.T) {
 	s := newSealed(t, "a", CipherAuto, 1000)
 	p := s.NewPeer("a")
-	s.state.Load().tx.sess.ctr.Store(maxCounter - 2)
+	s.state.Load().tx.sess.ctr.Store(s.limit - 1)
 	d := sealPkt(t, s, ipv4(40))
-	if o, _ := ParseSealedOption(d); o.Counter != maxCounter-1 || o.Session != 1000 {
+	if o, _ := ParseSealedOption(d); o.Counter != s.limit || o.Session != 1000 {
 		t.Fatalf("last packet of a session: %+v", o)
 	}
 	if _, err := s.OpenFrom(nil, d, p); err != nil {

@@ -57,7 +57,7 @@ func testStatus() api.Status {
 		},
 		Drops:      map[string]uint64{"no_route": 7, "unknown_peer": 3, "replay": 0},
 		Offloads:   api.OffloadStatus{Tun: api.TunOffloads{TSO: true}, UDP: api.UDPOffloads{GSO: true, GRO: true}},
-		Encryption: api.EncryptionStatus{Enabled: true, Cipher: "aes-256-gcm", KeyIDs: []int{9}, Primary: 9},
+		Encryption: api.EncryptionStatus{Enabled: true, Cipher: "aes-256-gcm", KeyIDs: []int{9}, Primary: 9, Rotations: 5},
 		IO: api.IOStatus{TunReads: 101, TunReadPackets: 102, TunWrites: 103, TunWritePackets: 104,
 			UDP: api.UDPStats{ReadCalls: 201, ReadMessages: 202, ReadDatagrams: 203, Oversize: 204,
 				WriteCalls: 205, WriteMessages: 206, WriteDatagrams: 207, WriteErrors: 208}},
@@ -131,7 +131,8 @@ func TestRegistry(t *testing.T) {
 			"device=tun,offload=tso": 1, "device=tun,offload=gro": 0,
 			"device=udp,offload=gso": 1, "device=udp,offload=gro": 1,
 		},
-		"weft_node_info": {"cipher=aes-256-gcm,name=h1,subnet=10.244.1.0/24,tun_driver=wireguard": 1},
+		"weft_node_info":               {"cipher=aes-256-gcm,name=h1,subnet=10.244.1.0/24,tun_driver=wireguard": 1},
+		"weft_session_rotations_total": {"": 5},
 
 		"weft_tun_read_calls_total":         {"": 101},
 		"weft_tun_read_packets_total":       {"": 102},

@@ -18,6 +18,7 @@ type nodeCollector struct {
 	peerRxPackets, peerRxBytes, peerTxPackets, peerTxBytes *prometheus.Desc
 	pathState, pathRTT, pathLoss, pathChecked              *prometheus.Desc
 	peers, drops, offload, info                            *prometheus.Desc
+	rotations                                              *prometheus.Desc
 	tunReads, tunReadPackets, tunWrites, tunWritePackets   *prometheus.Desc
 	udpReads, udpReadMsgs, udpRx, udpWrites, udpWriteMsgs  *prometheus.Desc
 	udpTx, udpErrors, udpOversize                          *prometheus.Desc
@@ -42,6 +43,7 @@ func newNodeCollector(status func() api.Status) *nodeCollector {
 		drops:           d("dropped_packets_total", "Packets and datagrams dropped, by reason (see weft status).", "reason"),
 		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
 		info:            d("node_info", "The node's name, subnet, TUN driver and cipher (value 1).", "name", "subnet", "tun_driver", "cipher"),
+		rotations:       d("session_rotations_total", "Sending sessions started after the first (every --rekey-after, and after 2^28 packets)."),
 		tunReads:        d("tun_read_calls_total", "TUN reads that returned packets."),
 		tunReadPackets:  d("tun_read_packets_total", "Packets TUN reads returned (TSO superpackets split)."),
 		tunWrites:       d("tun_write_calls_total", "Batches written into the TUN."),
@@ -104,6 +106,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		cipher = s.Encryption.Cipher
 	}
 	gauge(c.info, 1, s.Name, s.Subnet.String(), s.Tun.Driver, cipher)
+	if s.Encryption.Enabled {
+		counter(c.rotations, s.Encryption.Rotations)
+	}
 	io := s.IO
 	counter(c.tunReads, io.TunReads)
 	counter(c.tunReadPackets, io.TunReadPackets)

@@ -36,6 +36,12 @@ type Config struct {
 	// those whose last probe is unanswered and new ones, then sweeps the
 	// peers checked longest ago, within ProbeBudget (node/probe.go).
 	ProbeInterval time.Duration
+	// RekeyAfter is how often this node's sending session, and with it
+	// the key it seals with, rotates (--rekey-after); default 2m, 1s to
+	// 24h. Seal also rotates after RekeyAfterPackets packets (0: the
+	// codec's default, 2^28; tests set it low). encap/session.go.
+	RekeyAfter        time.Duration
+	RekeyAfterPackets uint64
 	// ProbeBudget is the most path probes the node sends a second, however
 	// many peers it has; at least 1, default 20. Up to ProbeBudget ×
 	// ProbeInterval peers are each probed every interval while idle.
@@ -56,6 +62,7 @@ func DefaultConfig() Config {
 
 		ProbeInterval: time.Second,
 		ProbeBudget:   20,
+		RekeyAfter:    DefaultRekeyAfter,
 	}
 }
 
@@ -72,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProbeInterval < 100*time.Millisecond || c.ProbeInterval > time.Minute {
 		return fmt.Errorf("--probe-interval %v: want 100ms to 1m", c.ProbeInterval)
+	}
+	if c.RekeyAfter < time.Second || c.RekeyAfter > 24*time.Hour {
+		return fmt.Errorf("--rekey-after %v: want 1s to 24h", c.RekeyAfter)
 	}
 	if c.ProbeBudget < 1 {
 		return fmt.Errorf("probe budget %d: want at least 1 probe a second", c.ProbeBudget)

@@ -30,6 +30,9 @@ const (
 	dropTunWriteError // the TUN refused the batch
 	dropDecodeError   // a codec error outside encap.Errors (a bug, counted all the same)
 	dropBadControl    // an authentic control message weft does not understand
+	dropProbeToken    // a probe answer whose token matches no probe we sent
+	dropControlQueue  // a probe answer not sent: the control sender was behind
+	dropUDPReadError  // a UDP read failed
 	// encap.Open's reasons follow, in encap.Errors order.
 	dropEncapBase
 )
@@ -50,6 +53,9 @@ var dropNames = func() []string {
 		dropTunWriteError: "tun_write_error",
 		dropDecodeError:   "decode_error",
 		dropBadControl:    "bad_control",
+		dropProbeToken:    "bad_probe_token",
+		dropControlQueue:  "control_overflow",
+		dropUDPReadError:  "udp_read_error",
 	}
 	for _, err := range encap.Errors {
 		names = append(names, err.Error())

@@ -12,8 +12,6 @@ package node
 // into the TUN. One goroutine owns every buffer here.
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 
 	"github.com/weftnet/weft/api"
@@ -51,34 +49,19 @@ func newInside(n *Node) *inside {
 	return in
 }
 
-// maxReadErrors ends the loop after that many failed TUN reads in a row:
-// one malformed superpacket is counted and skipped, a device that only fails
-// is reported rather than spun on.
-const maxReadErrors = 1000
-
-// run forwards until the TUN is closed or keeps failing.
+// run forwards until the TUN is closed or keeps failing (loop_errors.go).
 func (in *inside) run() error {
 	n := in.n
 	off := n.codec.Headroom()
-	failed := 0
+	errs := newLoopErrors(n, "TUN read", dropTunReadError)
 	for {
 		count, err := n.tun.Read(in.bufs, in.sizes, off)
 		if count > 0 {
-			failed = 0
 			in.forward(count, off)
 		}
-		if err == nil {
-			continue
+		if stop, err := errs.check(err); stop {
+			return err
 		}
-		if errors.Is(err, tunnel.ErrClosed) {
-			return nil
-		}
-		if failed++; failed >= maxReadErrors {
-			return fmt.Errorf("%d TUN reads failed in a row, last: %w", failed, err)
-		}
-		// What the failed read held is lost; the device is fine.
-		n.drops.add(dropTunReadError, 1)
-		n.warnLimited(n.readWarn, "TUN read failed", err)
 	}
 }
 

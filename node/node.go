@@ -64,10 +64,11 @@ type Node struct {
 	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
-	readWarn *rate.Limiter // the same for TUN read errors
 
 	peerErrMu sync.Mutex
 	peerErrs  map[string]bool // peer-set problems already logged
+
+	answers chan probeAnswer // probe answers for answerProbes (probe.go)
 
 	heard   []peer.HeardReporter // set by Run before status is served
 	ttl     peer.TTLReporter     // likewise; nil without gossip
@@ -82,7 +83,8 @@ type OpenTun func(tunnel.Config, *slog.Logger) (tunnel.Device, error)
 
 // Listen binds the node's UDP socket on listen (--listen). The agent binds
 // it before it joins a cluster and hands it to New.
-func Listen(listen netip.AddrPort) (*udp.Conn, error) {
+func Listen(listen netip.AddrPort, under netip.Addr) (*udp.Conn, error) {
+	listen = dataListen(listen, under)
 	conn, err := udp.Listen(udp.Config{Listen: listen})
 	if errors.Is(err, udp.ErrAddrInUse) {
 		return nil, fmt.Errorf("--listen %s: port already in use (another weft, a kernel geneve device, Cilium or OVN?); pick another port with --listen", listen)
@@ -122,8 +124,9 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Tra
 	if mtu < 576 {
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}
+	cfg.Listen = dataListen(cfg.Listen, under.Addr)
 	if conn == nil {
-		c, err := Listen(cfg.Listen)
+		c, err := Listen(cfg.Listen, under.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +154,7 @@ func newCodec(cfg Config) (encap.Codec, error) {
 	if cfg.Insecure {
 		return encap.NewPlain(cfg.VNI)
 	}
-	c, err := encap.NewSealed(encap.SealedConfig{VNI: cfg.VNI, Name: cfg.Name, Keys: cfg.Keys})
+	c, err := encap.NewSealed(encap.SealedConfig{VNI: cfg.VNI, Name: cfg.Name, Keys: cfg.Keys, RekeyAfterPackets: cfg.RekeyAfterPackets})
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
 	}
@@ -164,8 +167,8 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: dev, conn: conn,
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
-		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
+		answers:   make(chan probeAnswer, answerQueue),
 		secrets:   make(map[byte][]byte),
 	}
 	for _, k := range cfg.Keys {
@@ -204,6 +207,8 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
 	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
 	wg.Go(func() { n.probe(ctx) })
+	wg.Go(func() { n.rekey(ctx) })
+	wg.Go(func() { n.answerProbes(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,

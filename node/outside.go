@@ -15,8 +15,6 @@ package node
 // room behind for coalescing. One goroutine owns every buffer here.
 
 import (
-	"errors"
-	"net"
 	"net/netip"
 
 	"github.com/weftnet/weft/api"
@@ -30,7 +28,6 @@ type outside struct {
 	eps    []netip.AddrPort
 	bufs   [][]byte // TUN buffers the inner packets are opened into
 	out    [][]byte
-	ctl    []byte // scratch for answers to probes
 }
 
 func newOutside(n *Node) *outside {
@@ -41,7 +38,6 @@ func newOutside(n *Node) *outside {
 		eps:    make([]netip.AddrPort, batch),
 		bufs:   make([][]byte, batch),
 		out:    make([][]byte, 0, batch),
-		ctl:    make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom()),
 	}
 	// 64 KiB each behind the driver's headroom: any datagram opens into
 	// one, and the TUN driver coalesces TCP segments into a buffer's spare
@@ -52,14 +48,13 @@ func newOutside(n *Node) *outside {
 	return o
 }
 
+// run delivers until the socket is closed or keeps failing (loop_errors.go).
 func (o *outside) run() error {
 	n := o.n
+	errs := newLoopErrors(n, "UDP read", dropUDPReadError)
 	for {
 		count, err := n.conn.Read(o.dgrams, o.eps)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
+		if stop, err := errs.check(err); stop {
 			return err
 		}
 		t := n.table.Load()
@@ -89,7 +84,7 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 	buf := o.bufs[len(o.out)]
 	inner, err := n.codec.OpenFrom(buf[tunnel.WriteOffset:], dgram, peer.rx)
 	if err == encap.ErrControl {
-		n.control(peer, dgram, o.ctl)
+		n.control(peer, dgram)
 		return
 	}
 	if err != nil {

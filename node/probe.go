@@ -9,8 +9,12 @@ package node
 // tick, so data from a peer shows its path works at no cost per packet.
 // Probes: a GENEVE control message (O bit) sealed like data, sent over the
 // data port so it crosses the same firewalls as packets do and only members
-// can forge it; the peer answers at once. The answers give the round-trip
-// time, the loss and the time of the last answer.
+// can forge it; the peer answers at once, echoing the probe's random token
+// (so nobody who cannot see a probe can make an answer for it count). The
+// answers give the round-trip time, the loss and the time of the last one.
+// Answers are sent by their own goroutine: the outside loop only hands the
+// token over, and never waits for the socket (a full hand-off is counted as
+// control_overflow).
 //
 // Each tick the prober (probe_budget.go) probes at most ProbeBudget ×
 // ProbeInterval peers, most urgent first: those we sent data to since the
@@ -31,6 +35,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -42,7 +47,7 @@ import (
 )
 
 const (
-	probeLen     = 16 // kind, version, 6 reserved bytes, sequence number
+	probeLen     = 16 // kind, version, 6 reserved bytes, token
 	probeVersion = 1
 	probeRequest = 1
 	probeReply   = 2
@@ -55,13 +60,24 @@ const (
 	// dataFreshIntervals.
 	probeTimeoutIntervals = 2
 	dataFreshIntervals    = 3
+
+	// answerQueue is how many probe answers may wait for the answering
+	// goroutine; more are dropped (control_overflow), never waited for.
+	answerQueue = 256
 )
+
+// probeAnswer is an answer the outside loop hands to answerProbes.
+type probeAnswer struct {
+	token uint64
+	ep    netip.AddrPort
+}
 
 // pathHealth is what the node knows about one peer's data path. The prober
 // and the outside loop update it; status reads it.
 type pathHealth struct {
 	mu       sync.Mutex
-	next     uint64 // sequence number of the next probe
+	next     uint64  // number of the next probe (ours: the wire carries a random token)
+	draw     [8]byte // scratch for the token
 	ring     [probeWindow]probeRecord
 	rtt      time.Duration
 	lastOK   time.Time
@@ -75,27 +91,40 @@ type pathHealth struct {
 
 type probeRecord struct {
 	seq      uint64 // 0: empty slot
+	token    uint64 // what the probe carried
 	sent     time.Time
 	answered bool
 }
 
-// sent records a probe sent at now and returns its sequence number.
+// sent records a probe sent at now and returns its token: random, so an
+// answer cannot be made without seeing the probe.
 func (h *pathHealth) sent(now time.Time) uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	rand.Read(h.draw[:]) // never fails (crypto/rand since Go 1.24); h's own bytes: no allocation
+	token := binary.BigEndian.Uint64(h.draw[:])
 	h.next++
-	h.ring[h.next%probeWindow] = probeRecord{seq: h.next, sent: now}
-	return h.next
+	h.ring[h.next%probeWindow] = probeRecord{seq: h.next, token: token, sent: now}
+	return token
 }
 
-// answered records the answer to probe seq arriving at now. Answers to
-// probes no longer in the window, or answered already, are ignored.
-func (h *pathHealth) answered(seq uint64, now time.Time) {
+// answered records the answer carrying token arriving at now. It reports
+// false when no probe in the window carried it (the caller counts that);
+// an answer to a probe answered already is ignored.
+func (h *pathHealth) answered(token uint64, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	r := &h.ring[seq%probeWindow]
-	if r.seq != seq || r.answered {
-		return
+	var r *probeRecord
+	for i := range h.ring {
+		if h.ring[i].seq != 0 && h.ring[i].token == token {
+			r = &h.ring[i]
+		}
+	}
+	if r == nil {
+		return false
+	}
+	if r.answered {
+		return true
 	}
 	r.answered = true
 	h.rtt = now.Sub(r.sent)
@@ -103,6 +132,7 @@ func (h *pathHealth) answered(seq uint64, now time.Time) {
 	if h.firstOK.IsZero() {
 		h.firstOK = r.sent
 	}
+	return true
 }
 
 // pathSummary is the evidence about a path at one moment.
@@ -256,12 +286,12 @@ func (n *Node) logPath(p *Peer, now time.Time) {
 }
 
 // sendProbe seals a probe message of kind into buf and sends it to ep.
-func (n *Node) sendProbe(buf []byte, kind byte, seq uint64, ep netip.AddrPort) {
+func (n *Node) sendProbe(buf []byte, kind byte, token uint64, ep netip.AddrPort) {
 	off := n.codec.Headroom()
 	msg := buf[off : off+probeLen]
 	clear(msg)
 	msg[0], msg[1] = kind, probeVersion
-	binary.BigEndian.PutUint64(msg[8:], seq)
+	binary.BigEndian.PutUint64(msg[8:], token)
 	d, err := n.codec.SealControl(buf, off, probeLen)
 	if err == nil {
 		err = n.conn.WriteTo(d, ep)
@@ -271,9 +301,9 @@ func (n *Node) sendProbe(buf []byte, kind byte, seq uint64, ep netip.AddrPort) {
 	}
 }
 
-// control handles a control datagram from peer: answers probes, records
-// answers. buf is scratch for the answer.
-func (n *Node) control(peer *Peer, dgram, buf []byte) {
+// control handles a control datagram from peer: hands probes to
+// answerProbes, records answers. It never blocks.
+func (n *Node) control(peer *Peer, dgram []byte) {
 	msg, err := n.codec.OpenControlFrom(dgram, peer.rx)
 	if err != nil {
 		n.drops.addEncap(err)
@@ -283,14 +313,34 @@ func (n *Node) control(peer *Peer, dgram, buf []byte) {
 		n.drops.add(dropBadControl, 1)
 		return
 	}
-	seq := binary.BigEndian.Uint64(msg[8:16])
+	token := binary.BigEndian.Uint64(msg[8:16])
 	switch msg[0] {
 	case probeRequest:
-		n.sendProbe(buf, probeReply, seq, peer.Endpoint)
+		select {
+		case n.answers <- probeAnswer{token: token, ep: peer.Endpoint}:
+		default:
+			n.drops.add(dropControlQueue, 1)
+		}
 	case probeReply:
-		peer.path.answered(seq, time.Now())
+		if !peer.path.answered(token, time.Now()) {
+			n.drops.add(dropProbeToken, 1)
+		}
 	default:
 		n.drops.add(dropBadControl, 1)
+	}
+}
+
+// answerProbes sends the answers control hands over until ctx ends, so
+// the outside loop never waits on the socket for them.
+func (n *Node) answerProbes(ctx context.Context) {
+	buf := make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-n.answers:
+			n.sendProbe(buf, probeReply, a.token, a.ep)
+		}
 	}
 }
 

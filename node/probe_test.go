@@ -1,13 +1,19 @@
 package node
 
 import (
+	"encoding/binary"
+	"io"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/testenv"
+	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/tunnel/tunneltest"
 )
 
 // The data path's health follows probes: ok with a round-trip time while
@@ -45,10 +51,13 @@ func TestPathHealthStatus(t *testing.T) {
 	// Probe 2 answered after 3 ms, probes 3–5 never.
 	h.sent(t0.Add(-time.Second))
 	h.answered(h.sent(t0), t0.Add(3*time.Millisecond))
+	var last uint64
 	for i := 1; i <= 3; i++ {
-		h.sent(t0.Add(time.Duration(i) * time.Second))
+		last = h.sent(t0.Add(time.Duration(i) * time.Second))
 	}
-	h.answered(99, t0) // no such probe: ignored
+	if h.answered(last+1, t0) { // no probe carried it: refused (the caller counts it)
+		t.Fatal("answer with a token no probe carried was taken")
+	}
 	s := h.status(t0.Add(4*time.Second), timeout, heard, ep)
 	if s.State != api.PathOK || s.RTTMs != 3 || s.Loss != 2.0/3 { // probe 4 is not late yet
 		t.Fatalf("one answer, two lost, one pending: %+v", s)
@@ -61,7 +70,9 @@ func TestPathHealthStatus(t *testing.T) {
 		t.Fatalf("static peer's reason mentions gossip: %q", s.Reason)
 	}
 	// A late answer to probe 5 clears it.
-	h.answered(5, t0.Add(6*time.Second))
+	if !h.answered(last, t0.Add(6*time.Second)) {
+		t.Fatal("answer to the last probe refused")
+	}
 	if s = h.status(t0.Add(6*time.Second), timeout, heard, ep); s.State != api.PathOK {
 		t.Fatalf("after an answer: %+v", s)
 	}
@@ -99,5 +110,81 @@ func TestPathHealthCrashedPeerNotFirewall(t *testing.T) {
 		if s.State != api.PathUnreachable || !strings.Contains(s.Reason, tc.want) || strings.Contains(s.Reason, "still hears") != tc.firewall {
 			t.Errorf("%s: %+v, want %q in the reason", tc.name, s, tc.want)
 		}
+	}
+}
+
+// controlMsg is a control datagram of kind with token, as a's codec seals it.
+func controlMsg(t *testing.T, n *simNode, kind byte, token uint64) []byte {
+	t.Helper()
+	buf := make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom())
+	off := n.codec.Headroom()
+	buf[off], buf[off+1] = kind, probeVersion
+	binary.BigEndian.PutUint64(buf[off+8:], token)
+	d, err := n.codec.SealControl(buf, off, probeLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// An answer whose token no probe carried (a guess, or a probe's answer
+// redirected by someone on the path) is dropped and counted; it does not
+// make the path ok.
+func TestProbeAnswerWrongToken(t *testing.T) {
+	sn, a, b := pair(t)
+	for i := range 3 {
+		sn.send(a.conn.ep, b.conn.ep, controlMsg(t, a, probeReply, uint64(i+1)))
+	}
+	testenv.WaitFor(t, patience, "bad_probe_token drops", func() bool { return drop(b, "bad_probe_token") == 3 })
+	// b's own probes still work: their tokens are answered.
+	testenv.WaitFor(t, patience, "path b→a ok", func() bool { return b.Status().Peers[0].Path.State == api.PathOK })
+	if d := drop(b, "bad_probe_token"); d != 3 {
+		t.Fatalf("%d bad_probe_token drops, want 3: genuine answers counted", d)
+	}
+}
+
+// Probe tokens are random: not a sequence, and not repeated.
+func TestProbeTokensRandom(t *testing.T) {
+	var h pathHealth
+	now := time.Unix(1000, 0)
+	seen := map[uint64]bool{}
+	var prev uint64
+	for i := range 100 {
+		tok := h.sent(now)
+		if seen[tok] || (i > 0 && tok == prev+1) {
+			t.Fatalf("probe %d: token %d repeats or follows %d", i, tok, prev)
+		}
+		seen[tok], prev = true, tok
+	}
+}
+
+// The outside loop hands probe answers over without waiting: with nobody
+// sending them (a node that is not running), the queue fills, and further
+// probes are counted as control_overflow while control returns at once.
+func TestControlNeverBlocks(t *testing.T) {
+	_, a, _ := pair(t)
+	codec, _ := encap.NewPlain(1)
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Insecure, cfg.Subnet = "c", true, netip.MustParsePrefix("10.244.3.0/24")
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1400, codec, tunneltest.New("weft0", 1400, 8), &simConn{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.setPeers([]peer.Info{testPeer("a", "10.244.1.0/24", "192.0.2.1:6081")})
+	p := n.table.Load().peers[0]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range answerQueue + 5 {
+			n.control(p, controlMsg(t, a, probeRequest, uint64(i)))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(patience):
+		t.Fatal("control blocked with the answer queue full")
+	}
+	if d := n.drops.snapshot()["control_overflow"]; d != 5 {
+		t.Fatalf("%d control_overflow drops, want 5", d)
 	}
 }

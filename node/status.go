@@ -36,7 +36,8 @@ func (n *Node) Status() api.Status {
 	}
 	if c, ok := n.codec.(*encap.Sealed); ok {
 		ids, primary := c.KeyIDs()
-		s.Encryption = api.EncryptionStatus{Enabled: true, Cipher: encap.CipherName(c.Cipher()), Primary: int(primary), Session: c.Session(), KeyFile: n.cfg.KeyFile}
+		s.Encryption = api.EncryptionStatus{Enabled: true, Cipher: encap.CipherName(c.Cipher()), Primary: int(primary), Session: c.Session(), KeyFile: n.cfg.KeyFile,
+			Rotations: c.Rotations(), RekeyAfterSeconds: n.cfg.RekeyAfter.Seconds()}
 		for _, id := range ids {
 			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
 		}

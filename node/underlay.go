@@ -214,6 +214,21 @@ func underlayByAddr(want netip.Addr, flag, why string) (Underlay, error) {
 	return Underlay{}, fmt.Errorf("%s %s is not an address of this host", flag, want)
 }
 
+// dataListen is the address the data socket binds: --listen, except that a
+// wildcard --listen (the default, 0.0.0.0) binds the underlay's address
+// (--advertise, the address peers key on) when it is of the same family.
+// Datagrams then leave from that address whatever source the kernel would
+// pick: on a host with several addresses, a route whose preferred source is
+// another one, or policy routing, they would otherwise arrive as
+// unknown_peer. under is always an address of this host (FindUnderlay).
+func dataListen(listen netip.AddrPort, under netip.Addr) netip.AddrPort {
+	a := listen.Addr()
+	if !a.IsUnspecified() || !under.IsValid() || a.Is4() != under.Is4() {
+		return listen
+	}
+	return netip.AddrPortFrom(under, listen.Port())
+}
+
 // overhead is what the underlay adds to each inner packet: outer IP and UDP
 // headers plus the codec's own bytes.
 func overhead(underlay netip.Addr, headroom, tailroom int) int {

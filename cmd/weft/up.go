@@ -66,6 +66,7 @@ func parseUp(args []string, stdout, stderr io.Writer) (upOptions, error) {
 	keyFile := fs.String("key-file", "", "cluster key `file` from 'weft keygen' (mode 0600; one key per line, the first is sent with)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "run without authentication or encryption (instead of --key-file)")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "the data-path prober's tick: how often a peer that is sent data but sends none back, or leaves a probe unanswered, is probed, and the pace of the idle sweep (`duration`; 100ms to 1m; at most 20 probes a second in all)")
+	fs.DurationVar(&cfg.RekeyAfter, "rekey-after", cfg.RekeyAfter, "start a new sending session, with a new key, this often (`duration`; 1s to 24h; also after 2^28 packets)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	useKube := fs.Bool("kube", false, "take this node's subnet (its Node's podCIDR) and peers from Kubernetes' Nodes; no gossip")
