@@ -15,3 +15,11 @@ func Open(cfg Config, log *slog.Logger) (Device, error) {
 	}
 	return nil, errors.New("tun devices are supported on Linux only")
 }
+
+// OpenQueues is Open with cfg.Queues queues; Linux only.
+func OpenQueues(cfg Config, log *slog.Logger) ([]Device, error) {
+	if _, err := Open(cfg, log); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("tun devices are supported on Linux only")
+}
