@@ -86,10 +86,11 @@ func startAgentOn(t *testing.T, name string, key []byte, gossipPort uint16, seed
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &testAgent{cfg: cfg, tun: make(chan *tunneltest.Device, 1), client: api.NewClient(cfg.RunDir),
 		gossip: fmt.Sprintf("127.0.0.1:%d", cfg.GossipPort), done: make(chan error, 1)}
-	a.cfg.OpenTun = func(c tunnel.Config, _ *slog.Logger) (tunnel.Device, error) {
+	a.cfg.Node.Queues = 1 // one in-memory device
+	a.cfg.OpenTun = func(c tunnel.Config, _ *slog.Logger) ([]tunnel.Device, error) {
 		d := tunneltest.New(c.Name, c.MTU, 8)
 		a.tun <- d
-		return d, nil
+		return []tunnel.Device{d}, nil
 	}
 	a.cfg.Gossip = func(mc *membership.Config) {
 		mc.SettleWindow = 300 * time.Millisecond

@@ -50,17 +50,15 @@ type Node struct {
 	underlay Underlay
 	mtu      int
 	codec    encap.Codec
-	tun      tunnel.Device
-	conn     Transport
+	queues   []*queue      // the pipelines (queue.go)
+	tun      tunnel.Device // queue 0's: the device's name and offloads
+	conn     Transport     // queue 0's: control messages (path probes) leave from it
 	started  time.Time
 
 	table     atomic.Pointer[table]
 	drops     drops
-	io        ioCounters
 	trace     tracer
 	icmpLimit *rate.Limiter
-
-	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
 	readWarn *rate.Limiter // the same for TUN read errors
@@ -74,13 +72,14 @@ type Node struct {
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
 }
 
-// OpenTun creates the TUN device; tunnel.Open is the real one, tests pass an
-// in-memory device.
-type OpenTun func(tunnel.Config, *slog.Logger) (tunnel.Device, error)
+// OpenTun creates the TUN device with Config.Queues queues, one Device
+// each; tunnel.OpenQueues is the real one, tests pass in-memory devices.
+type OpenTun func(tunnel.Config, *slog.Logger) ([]tunnel.Device, error)
 
-// New validates cfg and opens the UDP socket and the TUN device (with
-// openTun; nil is tunnel.Open) on the underlay under, which FindUnderlay
-// chose. The caller must Run the node (which closes them) or Close it.
+// New validates cfg and opens the UDP sockets and the TUN device's queues
+// (with openTun; nil is tunnel.OpenQueues) on the underlay under, which
+// FindUnderlay chose. The caller must Run the node (which closes them) or
+// Close it.
 func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,7 +88,7 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 		return nil, errors.New("--subnet: no subnet for this node (give one, or let gossip lease one)")
 	}
 	if openTun == nil {
-		openTun = tunnel.Open
+		openTun = tunnel.OpenQueues
 	}
 	codec, err := newCodec(cfg)
 	if err != nil {
@@ -101,28 +100,42 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 	if mtu < 576 {
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}
-	conn, err := udp.Listen(udp.Config{Listen: cfg.Listen})
-	if err != nil {
-		if errors.Is(err, udp.ErrAddrInUse) {
-			return nil, fmt.Errorf("--listen %s: port already in use (a kernel geneve device, Cilium or OVN?); pick another port with --listen: %w", cfg.Listen, err)
-		}
-		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	queues := cfg.queues()
+	if cfg.TunDriver == tunnel.DriverWater {
+		log.Info("the water TUN driver has one queue: one pipeline", "queues", queues)
 	}
-	dev, err := openTun(tunnel.Config{
+	conns, err := listenQueues(cfg, log, queues)
+	if err != nil {
+		return nil, err
+	}
+	closeConns := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	devs, err := openTun(tunnel.Config{
 		Name:    cfg.TunName,
 		Driver:  cfg.TunDriver,
 		MTU:     mtu,
 		Address: netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
 		Routes:  []netip.Prefix{cfg.Network},
+		Queues:  queues,
 	}, log)
 	if err != nil {
-		conn.Close()
+		closeConns()
 		if errors.Is(err, tunnel.ErrRouteExists) {
 			return nil, fmt.Errorf("--network %s: %w", cfg.Network, err)
 		}
 		return nil, fmt.Errorf("--tun %s: %w", cfg.TunName, err)
 	}
-	return newNode(cfg, log, under, mtu, codec, dev, conn)
+	if len(devs) != queues {
+		closeConns()
+		for _, d := range devs {
+			d.Close()
+		}
+		return nil, fmt.Errorf("--tun %s: opened %d queues, want %d", cfg.TunName, len(devs), queues)
+	}
+	return newNode(cfg, log, under, mtu, codec, devs, conns)
 }
 
 // newCodec is the sealed codec keyed with cfg.Keys, or plaintext GENEVE
@@ -138,10 +151,14 @@ func newCodec(cfg Config) (encap.Codec, error) {
 	return c, nil
 }
 
-// newNode assembles a node from open parts (tests pass fakes).
-func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
+// newNode assembles a node from open parts, one TUN queue and one socket per
+// pipeline (tests pass fakes).
+func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, devs []tunnel.Device, conns []Transport) (*Node, error) {
+	if len(devs) == 0 || len(devs) != len(conns) {
+		return nil, fmt.Errorf("%d TUN queues and %d sockets: want one each per pipeline", len(devs), len(conns))
+	}
 	n := &Node{
-		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: dev, conn: conn,
+		cfg: cfg, log: log, underlay: under, mtu: mtu, codec: codec, tun: devs[0], conn: conns[0],
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		readWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
@@ -151,14 +168,22 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 	for _, k := range cfg.Keys {
 		n.secrets[encap.KeyID(k)] = k
 	}
+	for i := range devs {
+		n.queues = append(n.queues, &queue{index: i, tun: devs[i], conn: conns[i]})
+	}
 	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil
 }
 
-// Close releases the TUN and the socket; Run does this itself on return.
+// Close releases the TUN queues and the sockets; Run does this itself on
+// return.
 func (n *Node) Close() error {
-	return errors.Join(n.tun.Close(), n.conn.Close())
+	var errs []error
+	for _, q := range n.queues {
+		errs = append(errs, q.tun.Close(), q.conn.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Run forwards traffic until ctx ends or a loop or a peer source fails, then
@@ -178,13 +203,15 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 			cancel(fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
-	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
+	for _, q := range n.queues {
+		wg.Go(func() { fail(fmt.Sprintf("tun → wire loop %d", q.index), newInside(n, q).run()) })
+		wg.Go(func() { fail(fmt.Sprintf("wire → tun loop %d", q.index), newOutside(n, q).run()) })
+	}
 	wg.Go(func() { n.probe(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
-		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "mtu", n.mtu,
+		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "queues", len(n.queues), "mtu", n.mtu,
 		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.conn.Offloads())
 
 	<-ctx.Done()
@@ -234,18 +261,6 @@ func (n *Node) setPeers(peers []peer.Info) {
 	n.peerErrs = seen
 	n.peerErrMu.Unlock()
 	n.log.Debug("routes updated", "peers", len(t.peers), "routed", len(t.byEndpoint))
-}
-
-// writeTUN hands a batch to the TUN; both loops call it.
-func (n *Node) writeTUN(bufs [][]byte) {
-	n.tunWriteMu.Lock()
-	err := n.tun.Write(bufs, tunnel.WriteOffset)
-	n.tunWriteMu.Unlock()
-	n.io.tunWrites.Add(1)
-	n.io.tunWritePackets.Add(uint64(len(bufs)))
-	if err != nil && !errors.Is(err, tunnel.ErrClosed) {
-		n.drops.add(dropTunWriteError, uint64(len(bufs))) // some of the batch may have gone through
-	}
 }
 
 // warnLimited logs an I/O failure of the forwarding loops at most as often

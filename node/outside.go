@@ -11,7 +11,8 @@ package node
 //
 // Decrypting into the TUN buffer is the one pass over each packet's bytes;
 // the buffer keeps the driver's virtio-header headroom in front and 64 KiB of
-// room behind for coalescing. One goroutine owns every buffer here.
+// room behind for coalescing. One goroutine per queue runs this loop and owns
+// every buffer here.
 
 import (
 	"errors"
@@ -25,6 +26,7 @@ import (
 
 type outside struct {
 	n      *Node
+	q      *queue
 	dgrams [][]byte // the socket's datagrams, valid until the next Read
 	eps    []netip.AddrPort
 	bufs   [][]byte // TUN buffers the inner packets are opened into
@@ -32,10 +34,11 @@ type outside struct {
 	ctl    []byte // scratch for answers to probes
 }
 
-func newOutside(n *Node) *outside {
-	batch := n.conn.BatchSize()
+func newOutside(n *Node, q *queue) *outside {
+	batch := q.conn.BatchSize()
 	o := &outside{
 		n:      n,
+		q:      q,
 		dgrams: make([][]byte, batch),
 		eps:    make([]netip.AddrPort, batch),
 		bufs:   make([][]byte, batch),
@@ -54,7 +57,7 @@ func newOutside(n *Node) *outside {
 func (o *outside) run() error {
 	n := o.n
 	for {
-		count, err := n.conn.Read(o.dgrams, o.eps)
+		count, err := o.q.conn.Read(o.dgrams, o.eps)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -67,7 +70,7 @@ func (o *outside) run() error {
 			o.datagram(t, o.dgrams[i], o.eps[i])
 		}
 		if len(o.out) > 0 {
-			n.writeTUN(o.out)
+			n.writeTUN(o.q, o.out)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 	"github.com/weftnet/weft/udp"
 )
@@ -173,7 +174,7 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
 	dev := tunneltest.New("weft0", mtu, 8)
 	conn := sn.listen(ep)
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, mtu, codec, dev, conn)
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, mtu, codec, []tunnel.Device{dev}, []Transport{conn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestSimReceiverDrops(t *testing.T) {
 // The per-packet work of both loops allocates nothing.
 func TestPacketPathAllocs(t *testing.T) {
 	_, a, b := pair(t)
-	in := newInside(a.Node)
+	in := newInside(a.Node, a.queues[0])
 	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	tb := a.table.Load()
@@ -331,7 +332,7 @@ func TestPacketPathAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("inside: %.1f allocs per packet", allocs)
 	}
-	out := newOutside(b.Node)
+	out := newOutside(b.Node, b.queues[0])
 	dgram := append([]byte(nil), in.dgrams[0]...)
 	tb = b.table.Load()
 	allocs = testing.AllocsPerRun(1000, func() {
