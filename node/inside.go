@@ -29,6 +29,7 @@ type inside struct {
 	eps     []netip.AddrPort
 	icmpBuf [][]byte // scratch for ICMP errors, reused every batch
 	icmpOut [][]byte
+	sent    tally // packets to peers, written to their counters once a batch
 }
 
 func newInside(n *Node, q *queue) *inside {
@@ -94,6 +95,7 @@ func (in *inside) forward(count, off int) {
 	for i := range count {
 		in.packet(t, in.bufs[i], off, in.sizes[i])
 	}
+	in.sent.flush()
 	if len(in.dgrams) > 0 {
 		if err := in.q.conn.Write(in.dgrams, in.eps); err != nil {
 			n.drops.add(dropSendError, uint64(len(in.dgrams)))
@@ -129,8 +131,7 @@ func (in *inside) packet(t *table, buf []byte, off, size int) {
 		n.drops.addEncap(err)
 		return
 	}
-	peer.txPackets.Add(1)
-	peer.txBytes.Add(uint64(size))
+	in.sent.add(peer, size)
 	in.dgrams = append(in.dgrams, dgram)
 	in.eps = append(in.eps, peer.Endpoint)
 }

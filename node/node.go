@@ -212,7 +212,7 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
 		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "queues", len(n.queues), "mtu", n.mtu,
-		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.conn.Offloads())
+		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.udpOffloads())
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)

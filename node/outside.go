@@ -32,6 +32,7 @@ type outside struct {
 	bufs   [][]byte // TUN buffers the inner packets are opened into
 	out    [][]byte
 	ctl    []byte // scratch for answers to probes
+	got    tally  // packets from peers, written to their counters once a batch
 }
 
 func newOutside(n *Node, q *queue) *outside {
@@ -44,6 +45,7 @@ func newOutside(n *Node, q *queue) *outside {
 		bufs:   make([][]byte, batch),
 		out:    make([][]byte, 0, batch),
 		ctl:    make([]byte, n.codec.Headroom()+probeLen+n.codec.Tailroom()),
+		got:    tally{rx: true},
 	}
 	// 64 KiB each behind the driver's headroom: any datagram opens into
 	// one, and the TUN driver coalesces TCP segments into a buffer's spare
@@ -69,6 +71,7 @@ func (o *outside) run() error {
 		for i := range count {
 			o.datagram(t, o.dgrams[i], o.eps[i])
 		}
+		o.got.flush()
 		if len(o.out) > 0 {
 			n.writeTUN(o.q, o.out)
 		}
@@ -118,7 +121,6 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 		n.drops.add(verdict, 1)
 		return
 	}
-	peer.rxPackets.Add(1)
-	peer.rxBytes.Add(uint64(len(inner)))
+	o.got.add(peer, len(inner))
 	o.out = append(o.out, buf[:tunnel.WriteOffset+len(inner)])
 }

@@ -65,6 +65,38 @@ type ioCounters struct {
 	tunWrites, tunWritePackets atomic.Uint64
 }
 
+// tally adds up a batch's packets to one peer, so that the loops of several
+// queues write a peer's shared counters once per run of packets to (or from)
+// it, not once per packet. A loop adds each packet and flushes at the end of
+// its batch.
+type tally struct {
+	rx             bool // counts received packets (else sent ones)
+	peer           *Peer
+	packets, bytes uint64
+}
+
+func (t *tally) add(p *Peer, size int) {
+	if p != t.peer {
+		t.flush()
+		t.peer = p
+	}
+	t.packets++
+	t.bytes += uint64(size)
+}
+
+func (t *tally) flush() {
+	if p := t.peer; p != nil {
+		if t.rx {
+			p.rxPackets.Add(t.packets)
+			p.rxBytes.Add(t.bytes)
+		} else {
+			p.txPackets.Add(t.packets)
+			p.txBytes.Add(t.bytes)
+		}
+	}
+	t.peer, t.packets, t.bytes = nil, 0, 0
+}
+
 // steer is how the socket group finds a sealed datagram's sending queue:
 // the first byte of a sealed header (version 0, six words of options)
 // marks it, the counter's top byte names the queue.
@@ -129,4 +161,18 @@ func (n *Node) queueStatus() ([]api.QueueStatus, api.IOStatus) {
 		total.UDP = total.UDP.Add(s.UDP)
 	}
 	return qs, total
+}
+
+// udpOffloads are the sockets' offloads: one is on only where it is on for
+// every socket (the kernel may turn GSO off on one), with the first reason.
+func (n *Node) udpOffloads() udp.Offloads {
+	off := n.queues[0].conn.Offloads()
+	for _, q := range n.queues[1:] {
+		o := q.conn.Offloads()
+		off.GSO, off.GRO = off.GSO && o.GSO, off.GRO && o.GRO
+		if off.Reason == "" && o.Reason != "" {
+			off.Reason = fmt.Sprintf("queue %d: %s", q.index, o.Reason)
+		}
+	}
+	return off
 }

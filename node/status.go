@@ -19,7 +19,7 @@ func (n *Node) Status() api.Status {
 		Tun:          api.TunStatus{Name: n.tun.Name(), Driver: n.cfg.TunDriver},
 		Peers:        make([]api.PeerStatus, 0, len(t.peers)),
 		Drops:        n.drops.snapshot(),
-		Offloads:     api.OffloadStatus{Tun: api.TunOffloads(n.tun.Offloads()), UDP: api.UDPOffloads(n.conn.Offloads())},
+		Offloads:     api.OffloadStatus{Tun: api.TunOffloads(n.tun.Offloads()), UDP: api.UDPOffloads(n.udpOffloads())},
 		TraceReaders: n.trace.readers(),
 		IPMasq:       n.cfg.IPMasq,
 		IO:           io,
