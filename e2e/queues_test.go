@@ -16,15 +16,16 @@ import (
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/internal/testenv"
+	"github.com/weftnet/weft/lab"
 	"github.com/weftnet/weft/tunnel"
 )
 
-// TestQueuesParallelFlows runs two encrypted nodes with four queues and sends
-// 64 TCP flows of 2 MiB from h1 to h2 at once, each SHA-256-checked. Each
-// connection has its own source port, so the kernel's per-flow hashing
-// spreads them over h1's TUN queues; the datagrams carry their sending
-// queue, and h2's socket group steers each to the socket (and TUN queue)
-// of that index. A queue left out by chance would need all 64 flows to hash
+// TestQueuesParallelFlows runs two nodes with four queues, encrypted and
+// --insecure, and sends 64 TCP flows of 2 MiB from h1 to h2 at once, each
+// SHA-256-checked. Each connection has its own source port, so the kernel's
+// per-flow hashing spreads them over h1's TUN queues; h2's socket group
+// steers each datagram to a socket (and TUN queue) by the sending queue the
+// sealed header names, or, for plain GENEVE, by a hash of the inner flow. A queue left out by chance would need all 64 flows to hash
 // to the three others: 4·(3/4)^64 ≈ 4e-8. So on both nodes every queue must
 // have moved packets: h1's read from its TUN queue and sent from its
 // socket, h2's received on its socket and written into its TUN queue (which
@@ -33,9 +34,18 @@ import (
 func TestQueuesParallelFlows(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool")
+	for name, insecure := range map[string]bool{"qs": false, "qi": true} {
+		t.Run(fmt.Sprintf("insecure=%v", insecure), func(t *testing.T) {
+			l := newLab(t, name, 2)
+			parallelFlows(t, startWeftCfg(t, l, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: insecure,
+				Args: []string{"--queues", "4"}}))
+		})
+	}
+}
+
+// parallelFlows is TestQueuesParallelFlows between the first two nodes.
+func parallelFlows(t *testing.T, nodes []*lab.Weft) {
 	const queues, flows, each = 4, 64, 2 << 20
-	l := newLab(t, "qf", 2)
-	nodes := startWeft(t, l, tunnel.DriverWireguard, "--queues", "4")
 	a, b := nodes[0], nodes[1]
 
 	dst := netip.AddrPortFrom(b.Addr, 5202)

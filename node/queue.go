@@ -13,11 +13,11 @@ package node
 //     were written into some queue, that queue): a flow's packets are read
 //     by one inside loop.
 //   - wire → TUN: sealed datagrams carry the sending queue in the counter's
-//     top byte, and the socket group's BPF program (udp.Steer) hands each
-//     to socket (sender queue mod queues); the outside loop of that socket
-//     writes them into its own TUN queue. Plain GENEVE (--insecure) carries
-//     no queue: the kernel's hash of the addresses then puts all traffic
-//     from one peer on one socket, in order.
+//     top byte, and the socket group's BPF program (encap.SteerProgram)
+//     hands each to socket (sender queue mod queues); the outside loop of
+//     that socket writes them into its own TUN queue. Plain GENEVE
+//     (--insecure) carries no queue: the program hashes the inner flow
+//     instead, symmetrically, so both directions of a flow pick one index.
 //
 // The water driver has a single queue.
 
@@ -97,22 +97,9 @@ func (t *tally) flush() {
 	t.peer, t.packets, t.bytes = nil, 0, 0
 }
 
-// steer is how the socket group finds a sealed datagram's sending queue:
-// the first byte of a sealed header (version 0, six words of options)
-// marks it, the counter's top byte names the queue.
-var steer = udp.Steer{
-	MatchOffset: 0,
-	MatchValue:  (encap.SealedHeaderLen - encap.HeaderLen) / 4,
-	QueueOffset: encap.QueueOffset,
-}
-
 // listenQueues opens the socket group for queues pipelines.
 func listenQueues(cfg Config, log *slog.Logger, queues int) ([]Transport, error) {
-	var st *udp.Steer
-	if !cfg.Insecure {
-		st = &steer
-	}
-	conns, err := udp.ListenGroup(udp.Config{Listen: cfg.Listen}, queues, st)
+	conns, err := udp.ListenGroup(udp.Config{Listen: cfg.Listen}, queues, encap.SteerProgram)
 	if errors.Is(err, udp.ErrNoSteer) {
 		log.Warn("each peer's traffic arrives on one queue", "err", err)
 		err = nil

@@ -4,10 +4,10 @@ package udp
 // and the kernel hands every received datagram to one of them. By default it
 // picks by a hash of the datagram's addresses and ports, so all traffic from
 // one peer (one source address and port) lands on one socket. A Steer
-// program (classic BPF, attached to the group) picks by a byte of the payload
-// instead: the sender names its queue there, so each sender queue's traffic,
-// and with it each flow, stays on one socket and in order, while different
-// queues spread over the sockets.
+// program (classic BPF, attached to the group) picks by the payload instead:
+// weft's reads the sender's queue from the sealed header, or hashes the
+// inner flow of plain GENEVE (encap.SteerProgram), so each flow stays on one
+// socket and in order while different flows spread over the sockets.
 //
 // One caveat: a message the kernel or NIC coalesced (UDP GRO) goes whole to
 // the socket its first datagram picks. Datagrams of one sender's queues
@@ -24,15 +24,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Steer says where a group's sockets find the sender's queue in a datagram's
-// payload: a datagram whose byte at MatchOffset is MatchValue goes to
-// socket (byte at QueueOffset) mod the group size; any other datagram (or
-// one too short) goes by the kernel's hash.
-type Steer struct {
-	MatchOffset uint32
-	MatchValue  byte
-	QueueOffset uint32
-}
+// Steer builds the classic BPF program that picks a socket of a group of
+// that many: the kernel runs it with the UDP payload as its packet and
+// hands the datagram to the socket of the index it returns, or, for a
+// result past the group, to the one its hash of the addresses picks.
+// encap.SteerProgram is weft's.
+type Steer func(sockets int) []bpf.Instruction
 
 // ListenGroup opens n sockets on cfg.Listen with SO_REUSEPORT (n = 1: one
 // plain Listen) and, with steer, attaches its program to the group. It
@@ -41,7 +38,7 @@ type Steer struct {
 // port for the whole group. A program the kernel refuses is not fatal: the
 // sockets then share by hash, and the error says so. Any other failure
 // closes what was opened.
-func ListenGroup(cfg Config, n int, steer *Steer) ([]*Conn, error) {
+func ListenGroup(cfg Config, n int, steer Steer) ([]*Conn, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("udp: group of %d sockets", n)
 	}
@@ -74,7 +71,7 @@ func ListenGroup(cfg Config, n int, steer *Steer) ([]*Conn, error) {
 		conns = append(conns, c)
 	}
 	if steer != nil {
-		if err := conns[0].attachSteer(steer, n); err != nil {
+		if err := conns[0].attachSteer(steer(n)); err != nil {
 			return conns, fmt.Errorf("%w: %w", ErrNoSteer, err)
 		}
 	}
@@ -99,18 +96,9 @@ func setReusePort(_, _ string, rc syscall.RawConn) error {
 	return nil
 }
 
-// attachSteer attaches s's program to the reuseport group c is in. The
-// kernel runs it with the payload (behind the UDP header) as its packet,
-// and falls back to the hash for a result >= the group size.
-func (c *Conn) attachSteer(s *Steer, n int) error {
-	prog, err := bpf.Assemble([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: s.MatchOffset, Size: 1}, // out of range: return 0
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(s.MatchValue), SkipFalse: 3},
-		bpf.LoadAbsolute{Off: s.QueueOffset, Size: 1},
-		bpf.ALUOpConstant{Op: bpf.ALUOpMod, Val: uint32(n)},
-		bpf.RetA{},
-		bpf.RetConstant{Val: ^uint32(0)}, // not ours to steer: by hash
-	})
+// attachSteer attaches a Steer program to the reuseport group c is in.
+func (c *Conn) attachSteer(program []bpf.Instruction) error {
+	prog, err := bpf.Assemble(program)
 	if err != nil {
 		return err
 	}

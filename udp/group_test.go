@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"golang.org/x/net/bpf"
 )
 
 // listenGroup opens a group of n and closes it when the test ends.
-func listenGroup(t *testing.T, addr netip.AddrPort, n int, steer *Steer) []*Conn {
+func listenGroup(t *testing.T, addr netip.AddrPort, n int, steer Steer) []*Conn {
 	t.Helper()
 	conns, err := ListenGroup(Config{Listen: addr}, n, steer)
 	if err != nil {
@@ -22,7 +24,18 @@ func listenGroup(t *testing.T, addr netip.AddrPort, n int, steer *Steer) []*Conn
 	return conns
 }
 
-var testSteer = &Steer{MatchOffset: 0, MatchValue: 6, QueueOffset: 24}
+// testSteer sends a datagram whose first byte is 6 to socket (byte 24 mod
+// the group size), any other by the kernel's hash.
+func testSteer(n int) []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 0, Size: 1}, // out of range: return 0
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 6, SkipFalse: 3},
+		bpf.LoadAbsolute{Off: 24, Size: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpMod, Val: uint32(n)},
+		bpf.RetA{},
+		bpf.RetConstant{Val: ^uint32(0)},
+	}
+}
 
 // steered is datagram id from sender queue q, as testSteer reads it.
 func steered(q, id int) []byte {
