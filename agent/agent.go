@@ -112,8 +112,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, k)
 	}
-	n, err := node.New(cfg.Node, under, log, cfg.OpenTun, local.conn)
-	local.conn = nil // New closes it on failure, the node on its stop
+	n, err := node.New(cfg.Node, under, log, cfg.OpenTun, local.conns)
+	local.conns = nil // New closes them on failure, the node on its stop
 	if err != nil {
 		closeGossip(m)
 		return err

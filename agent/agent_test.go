@@ -99,10 +99,11 @@ func newTestAgent(t *testing.T, name string, key []byte, gossipPort uint16, seed
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &testAgent{cfg: cfg, tun: make(chan *tunneltest.Device, 1), client: api.NewClient(cfg.RunDir),
 		gossip: fmt.Sprintf("127.0.0.1:%d", cfg.GossipPort), done: make(chan error, 1)}
-	a.cfg.OpenTun = func(c tunnel.Config, _ *slog.Logger) (tunnel.Device, error) {
+	a.cfg.Node.Queues = 1 // one in-memory device
+	a.cfg.OpenTun = func(c tunnel.Config, _ *slog.Logger) ([]tunnel.Device, error) {
 		d := tunneltest.New(c.Name, c.MTU, 8)
 		a.tun <- d
-		return d, nil
+		return []tunnel.Device{d}, nil
 	}
 	a.cfg.Gossip = func(mc *membership.Config) {
 		mc.SettleWindow = 300 * time.Millisecond
@@ -216,7 +217,10 @@ func TestDuplicateEndpointRefused(t *testing.T) {
 	a := startAgent(t, "a", key)
 	a.status(t)
 	b := newTestAgent(t, "b", key, freePort(t), a.gossip)
-	b.cfg.Node.Listen = a.cfg.Node.Listen // the VM trap: both advertise one address
+	// The VM trap: both advertise one address. b binds another loopback
+	// address, as a second host would, since both run here.
+	b.cfg.Node.Advertise = a.cfg.Node.Listen.Addr()
+	b.cfg.Node.Listen = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), a.cfg.Node.Listen.Port())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = Run(ctx, b.cfg)

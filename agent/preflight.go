@@ -19,19 +19,18 @@ import (
 	"github.com/weftnet/weft/metrics"
 	"github.com/weftnet/weft/node"
 	"github.com/weftnet/weft/tunnel"
-	"github.com/weftnet/weft/udp"
 )
 
 // held is what preflight bound for the node; the agent hands each part on,
 // or closes it if the start fails.
 type held struct {
-	conn    *udp.Conn    // --listen
-	metrics net.Listener // --metrics-addr; nil without it
+	conns   []node.Transport // --listen, one per queue
+	metrics net.Listener     // --metrics-addr; nil without it
 }
 
 func (h *held) close() {
-	if h.conn != nil {
-		h.conn.Close()
+	for _, c := range h.conns {
+		c.Close()
 	}
 	if h.metrics != nil {
 		h.metrics.Close()
@@ -56,7 +55,7 @@ func preflight(cfg *Config, advertise netip.Addr) (_ *held, err error) {
 			h.close()
 		}
 	}()
-	if h.conn, err = node.Listen(cfg.Node.Listen, advertise); err != nil {
+	if h.conns, err = node.Listen(cfg.Node, advertise, cfg.Log); err != nil {
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {

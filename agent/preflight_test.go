@@ -67,7 +67,7 @@ func TestPreflight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.close()
-	if h.conn == nil || h.metrics == nil {
+	if len(h.conns) == 0 || h.metrics == nil {
 		t.Fatalf("preflight holds %+v; want the data socket and the metrics listener", h)
 	}
 	if _, err := os.Stat(c.StateDir); err != nil {

@@ -32,7 +32,8 @@ type Status struct {
 	Drops         map[string]uint64 `json:"drops"`
 	Offloads      OffloadStatus     `json:"offloads"`
 	Encryption    EncryptionStatus  `json:"encryption"`
-	IO            IOStatus          `json:"io"`
+	IO            IOStatus          `json:"io"`            // the sums of Queues
+	Queues        []QueueStatus     `json:"queues"`        // one per pipeline (--queues)
 	TraceReaders  int               `json:"trace_readers"` // weft trace sessions attached
 	IPMasq        bool              `json:"ip_masq"`       // --ip-masq: traffic leaving the overlay is masqueraded (nftables table "weft")
 }
@@ -190,6 +191,18 @@ type IOStatus struct {
 	UDP             UDPStats `json:"udp"`
 }
 
+// QueueStatus is one pipeline's counters: its TUN queue and its socket. A
+// flow keeps to one queue, so how evenly these spread says how well the
+// kernel's hashing spread the flows.
+type QueueStatus struct {
+	Queue           int      `json:"queue"`
+	TunReads        uint64   `json:"tun_reads"`
+	TunReadPackets  uint64   `json:"tun_read_packets"` // packets read from this TUN queue: sent to peers or dropped
+	TunWrites       uint64   `json:"tun_writes"`
+	TunWritePackets uint64   `json:"tun_write_packets"` // packets written into this TUN queue: received from peers, or ICMP errors
+	UDP             UDPStats `json:"udp"`
+}
+
 // UDPStats counts the underlay socket's batched calls (udp.Stats converts).
 type UDPStats struct {
 	ReadCalls      uint64 `json:"read_calls"`      // recvmmsg calls that returned messages
@@ -200,6 +213,16 @@ type UDPStats struct {
 	WriteMessages  uint64 `json:"write_messages"`  // messages sent; a GSO message holds several datagrams
 	WriteDatagrams uint64 `json:"write_datagrams"` // datagrams sent
 	WriteErrors    uint64 `json:"write_errors"`    // datagrams not sent because of an error
+}
+
+// Add returns the sum of s and o, counter by counter.
+func (s UDPStats) Add(o UDPStats) UDPStats {
+	return UDPStats{
+		ReadCalls: s.ReadCalls + o.ReadCalls, ReadMessages: s.ReadMessages + o.ReadMessages,
+		ReadDatagrams: s.ReadDatagrams + o.ReadDatagrams, Oversize: s.Oversize + o.Oversize,
+		WriteCalls: s.WriteCalls + o.WriteCalls, WriteMessages: s.WriteMessages + o.WriteMessages,
+		WriteDatagrams: s.WriteDatagrams + o.WriteDatagrams, WriteErrors: s.WriteErrors + o.WriteErrors,
+	}
 }
 
 // KeyRequest is the body of POST /v1/keys.

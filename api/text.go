@@ -23,6 +23,11 @@ func (s *Status) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "offloads  tun tso=%s gro=%s%s, udp gso=%s gro=%s%s\n",
 		onOff(s.Offloads.Tun.TSO), onOff(s.Offloads.Tun.GRO), because(s.Offloads.Tun.Reason),
 		onOff(s.Offloads.UDP.GSO), onOff(s.Offloads.UDP.GRO), because(s.Offloads.UDP.Reason))
+	if len(s.Queues) > 0 {
+		fmt.Fprintf(w, "queues    %d (packets per queue, tun→wire: %s; wire→tun: %s)\n",
+			len(s.Queues), queueCounts(s.Queues, func(q QueueStatus) uint64 { return q.TunReadPackets }),
+			queueCounts(s.Queues, func(q QueueStatus) uint64 { return q.TunWritePackets }))
+	}
 	if e := s.Encryption; e.Enabled {
 		fmt.Fprintf(w, "security  %s, keys %v (sending with %d), session %d (rotated %d times, every %v)\n",
 			e.Cipher, e.KeyIDs, e.Primary, e.Session, e.Rotations, time.Duration(e.RekeyAfterSeconds*float64(time.Second)))
@@ -79,6 +84,15 @@ func (s *Status) WriteText(w io.Writer) {
 		drops = []string{"none"}
 	}
 	fmt.Fprintf(w, "\ndrops     %s\n", strings.Join(drops, " "))
+}
+
+// queueCounts is one counter of each queue, space-separated.
+func queueCounts(qs []QueueStatus, counter func(QueueStatus) uint64) string {
+	out := make([]string, len(qs))
+	for i, q := range qs {
+		out[i] = fmt.Sprint(counter(q))
+	}
+	return strings.Join(out, " ")
 }
 
 // Ago says how long before now t was, to the second: "3s ago".

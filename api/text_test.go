@@ -19,6 +19,7 @@ func textStatus() Status {
 		Listen:   netip.MustParseAddrPort("0.0.0.0:6081"),
 		Underlay: Underlay{Interface: "eth0", Addr: netip.MustParseAddr("192.0.2.1"), MTU: 1500, Why: "default route"},
 		Tun:      TunStatus{Name: "weft0", Driver: "wireguard"},
+		Queues:   []QueueStatus{{Queue: 0, TunReadPackets: 10, TunWritePackets: 20}, {Queue: 1, TunReadPackets: 11, TunWritePackets: 21}},
 		Offloads: OffloadStatus{Tun: TunOffloads{TSO: true, GRO: true}, UDP: UDPOffloads{GSO: true, Reason: "no UDP GRO in this kernel"}},
 		Peers: []PeerStatus{
 			{Name: "h2", Subnet: netip.MustParsePrefix("10.244.2.0/24"), Endpoint: netip.MustParseAddrPort("192.0.2.2:6081"),
@@ -45,6 +46,7 @@ func TestStatusWriteText(t *testing.T) {
 		"uptime    1h2m5s\n",
 		"underlay  eth0 192.0.2.1 (mtu 1500, default route)\n",
 		"tun       weft0 (wireguard)\n",
+		"queues    2 (packets per queue, tun→wire: 10 11; wire→tun: 20 21)\n",
 		"offloads  tun tso=on gro=on, udp gso=on gro=off (no UDP GRO in this kernel)\n",
 		"security  NONE (--insecure)",
 		"\npath to h3 unreachable: 5 probes unanswered\n",

@@ -13,9 +13,14 @@
 //
 // Interleaving spreads slow drifts of the machine (thermal, noisy
 // neighbours) over all paths instead of penalising the last one. Per path
-// and repetition the steps are: ping RTT idle, TCP one stream (with weft's
-// CPU time and the machine's load), TCP four streams, 64-byte UDP flood,
-// ping RTT under one TCP stream (with weft's memory at that moment).
+// and repetition the steps are: ping RTT idle, TCP one stream (with the
+// userspace daemons' CPU time and the machine's load), TCP with each other
+// stream count of Flows (4 by default), 64-byte UDP flood, ping RTT under
+// one TCP stream (with the daemons' memory at that moment).
+//
+// When a wireguard-go executable is found (FindWireguardGo), it is one of
+// the default paths, so weft is always measured beside the userspace
+// overlay its users would otherwise pick.
 //
 // Files: paths.go (the paths), traffic.go (iperf3/ping runners),
 // parse.go (their output), procstat.go (/proc readers), run.go (the
@@ -29,6 +34,8 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Underlay is how the lab's veths carry packets.
@@ -70,6 +77,13 @@ type Config struct {
 	Seconds int
 	// Repeat is how many times each path runs each step. Default 3.
 	Repeat int
+	// Flows are the TCP stream counts to measure (iperf3 -P), each 1 to
+	// 128; 1 must be among them (the CPU figures are taken during it).
+	// Default 1, 4.
+	Flows []int
+	// WireguardGo is the wireguard-go executable of the wireguard-go
+	// path. Default FindWireguardGo().
+	WireguardGo string
 	// Prefix names the lab's namespaces. Default "weft-bench".
 	Prefix string
 	// Progress receives one line per step; nil means quiet.
@@ -81,10 +95,33 @@ type Config struct {
 	LogDir string
 }
 
-// DefaultConfig returns the defaults: 2 hosts, every path, wire mode, 3
-// repetitions of 5-second runs.
+// DefaultConfig returns the defaults: 2 hosts, every path (wireguard-go
+// only if FindWireguardGo finds it), wire mode, 3 repetitions of 5-second
+// runs, 1 and 4 TCP streams.
 func DefaultConfig() Config {
-	return Config{Hosts: 2, Paths: AllPaths, Underlays: []Underlay{Wire}, Seconds: 5, Repeat: 3, Prefix: "weft-bench"}
+	return Config{Hosts: 2, Paths: defaultPaths(FindWireguardGo()), Underlays: []Underlay{Wire}, Seconds: 5, Repeat: 3,
+		Flows: []int{1, 4}, Prefix: "weft-bench"}
+}
+
+// defaultPaths is AllPaths, less wireguard-go without its executable.
+func defaultPaths(wireguardGo string) []string {
+	if wireguardGo != "" {
+		return AllPaths
+	}
+	return slices.DeleteFunc(slices.Clone(AllPaths), func(p string) bool { return p == PathWireguardGo })
+}
+
+// ParseFlows parses --flows: comma-separated stream counts, e.g. "1,4,8".
+func ParseFlows(s string) ([]int, error) {
+	var flows []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q: want stream counts such as 1,4,8", s)
+		}
+		flows = append(flows, n)
+	}
+	return flows, nil
 }
 
 // Validate reports every invalid field of c (after defaults), so a caller
@@ -101,7 +138,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Hosts = d.Hosts
 	}
 	if len(c.Paths) == 0 {
-		c.Paths = d.Paths
+		c.Paths = defaultPaths(c.WireguardGo)
 	}
 	if len(c.Underlays) == 0 {
 		c.Underlays = d.Underlays
@@ -111,6 +148,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Repeat == 0 {
 		c.Repeat = d.Repeat
+	}
+	if len(c.Flows) == 0 {
+		c.Flows = d.Flows
+	}
+	if c.WireguardGo == "" {
+		c.WireguardGo = FindWireguardGo()
 	}
 	if c.Prefix == "" {
 		c.Prefix = d.Prefix
@@ -144,6 +187,19 @@ func (c Config) withDefaults() (Config, error) {
 		} else if slices.Contains(c.Underlays[:i], u) {
 			errs = append(errs, fmt.Errorf("underlay mode %q listed twice", u))
 		}
+	}
+	for i, n := range c.Flows {
+		if n < 1 || n > 128 {
+			errs = append(errs, fmt.Errorf("flows %d: want 1 to 128 streams", n))
+		} else if slices.Contains(c.Flows[:i], n) {
+			errs = append(errs, fmt.Errorf("flows %d listed twice", n))
+		}
+	}
+	if !slices.Contains(c.Flows, 1) {
+		errs = append(errs, fmt.Errorf("flows %v: 1 must be among them (the CPU figures are taken with one stream)", c.Flows))
+	}
+	if c.WireguardGo == "" && slices.Contains(c.Paths, PathWireguardGo) {
+		errs = append(errs, fmt.Errorf("path %s: no wireguard-go executable (scripts/setup.sh builds one into %s)", PathWireguardGo, wireguardGoDir))
 	}
 	if c.Binary == "" && slices.ContainsFunc(c.Paths, isWeftPath) {
 		errs = append(errs, errors.New("the weft paths need the weft executable (Config.Binary)"))

@@ -14,14 +14,27 @@ import (
 	"strings"
 )
 
-// chartPanels are the metrics the chart shows, in order.
-var chartPanels = []struct {
-	key, title string
-}{
-	{TCP1, "TCP, 1 stream"},
-	{TCP4, "TCP, 4 streams"},
+// chartPanel is one metric's panel.
+type chartPanel struct{ key, title string }
+
+// chartPanels are the panels of a chart of s, in order: TCP throughput by
+// number of flows (one panel per count), then chartOthers.
+func chartPanels(s Settings) []chartPanel {
+	var out []chartPanel
+	for _, n := range s.flows() {
+		title := fmt.Sprintf("TCP, %d streams", n)
+		if n == 1 {
+			title = "TCP, 1 stream"
+		}
+		out = append(out, chartPanel{TCPMetric(n).Key, title})
+	}
+	return append(out, chartOthers...)
+}
+
+// chartOthers are the panels after throughput.
+var chartOthers = []chartPanel{
 	{UDPRate, "64-byte UDP datagrams delivered"},
-	{CPUPerGB, "weft CPU time per GB moved (TCP, 1 stream)"},
+	{CPUPerGB, "Daemon CPU time per GB moved (TCP, 1 stream)"},
 	{RTTIdleP50, "Ping round trip, idle (median)"},
 	{RTTLoadP50, "Ping round trip under one TCP stream (median)"},
 }
@@ -34,6 +47,7 @@ var pathColors = map[string]string{
 	PathWeft:         "#EE6677",
 	PathWeftInsecure: "#CCBB44",
 	PathWeftWater:    "#AA3377",
+	PathWireguardGo:  "#228833",
 }
 
 // Chart geometry, in SVG user units (pixels).
@@ -57,8 +71,9 @@ const (
 // cost per path and underlay mode.
 func (res *Result) WriteChart(w io.Writer) error {
 	s := res.Settings
+	panels := chartPanels(s)
 	cols := 2
-	rows := (len(chartPanels) + cols - 1) / cols
+	rows := (len(panels) + cols - 1) / cols
 	ph := panelTitleH + len(s.Underlays)*(groupH+len(s.Paths)*(barH+barGap)) + axisH
 	width := 2*chartMargin + cols*panelW + (cols-1)*panelGapX
 	height := headerH + rows*ph + (rows-1)*panelGapY + footerH
@@ -77,7 +92,7 @@ func (res *Result) WriteChart(w io.Writer) error {
 	fmt.Fprintf(&b, `<text x="%d" y="64" fill="#444444">%s</text>`+"\n", chartMargin,
 		esc(fmt.Sprintf("Bars: median of %s of %d s per path; whiskers: min–max; grey “0.25×”: ratio to vxlan’s median in the same underlay mode.",
 			runs, s.Seconds)))
-	for i, p := range chartPanels {
+	for i, p := range panels {
 		x := chartMargin + (i%cols)*(panelW+panelGapX)
 		y := headerH + (i/cols)*(ph+panelGapY)
 		res.writePanel(&b, p.key, p.title, x, y, ph)

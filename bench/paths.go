@@ -9,6 +9,7 @@ package bench
 //	weft           weft up, wireguard TUN driver, encrypted    10.244.0.0/16
 //	weft-insecure  weft up --insecure (plaintext)              10.244.0.0/16
 //	weft-water     weft up --tun-driver water, encrypted       10.244.0.0/16
+//	wireguard-go   wireguard-go, configured over UAPI          10.251.0.0/24 (wireguard.go)
 
 import (
 	"context"
@@ -33,7 +34,7 @@ const (
 
 // AllPaths lists every path in report order: the physical limit, the
 // kernel's tunnel, then weft's variants.
-var AllPaths = []string{PathUnderlay, PathVXLAN, PathWeft, PathWeftInsecure, PathWeftWater}
+var AllPaths = []string{PathUnderlay, PathVXLAN, PathWeft, PathWeftInsecure, PathWeftWater, PathWireguardGo}
 
 // PathInfo says in one line what each path is, for reports.
 var PathInfo = map[string]string{
@@ -42,6 +43,7 @@ var PathInfo = map[string]string{
 	PathWeft:         "weft, default TUN driver (wireguard/tun: batches, TSO/GRO), encrypted",
 	PathWeftInsecure: "weft, default TUN driver, --insecure (plaintext)",
 	PathWeftWater:    "weft, --tun-driver water (one packet per syscall), encrypted",
+	PathWireguardGo:  "wireguard-go (golang.zx2c4.com/wireguard, userspace WireGuard), encrypted",
 }
 
 // vxlanNet holds the VXLAN overlay addresses: host i gets the i-th address.
@@ -52,7 +54,7 @@ type Endpoint struct {
 	// Dst is host 2's address on this path; traffic goes from host 1.
 	Dst netip.Addr
 	// Procs are the user-space processes that carry the path's packets
-	// (one weft per host); nil for kernel paths.
+	// (one weft or wireguard-go per host); nil for kernel paths.
 	Procs []*lab.Proc
 }
 
@@ -70,9 +72,12 @@ type path interface {
 }
 
 // newPath returns the path called name. binary and dir are used by the weft
-// paths: the executable, and a directory for their run and state files.
-func newPath(name, binary, dir string) (path, error) {
+// paths: the executable, and a directory for their run and state files;
+// wireguardGo by the wireguard-go path.
+func newPath(name, binary, dir, wireguardGo string) (path, error) {
 	switch name {
+	case PathWireguardGo:
+		return &wireguardGoPath{binary: wireguardGo}, nil
 	case PathUnderlay:
 		return underlayPath{}, nil
 	case PathVXLAN:

@@ -20,7 +20,7 @@ func syntheticResult() *Result {
 		for i, p := range AllPaths {
 			pr := &PathResult{Underlay: u, Path: p}
 			for _, m := range Metrics {
-				if m.WeftOnly && !isWeftPath(p) {
+				if m.WeftOnly && !isWeftPath(p) && p != PathWireguardGo {
 					continue
 				}
 				for s := 1; s <= 3; s++ {
@@ -145,9 +145,9 @@ func TestWriteChart(t *testing.T) {
 	bars := chartBars(t, b.Bytes())
 	for _, u := range []string{"wire", "offload"} {
 		for _, p := range AllPaths {
-			want := len(chartPanels)
-			if !isWeftPath(p) {
-				want-- // no weft CPU for kernel paths
+			want := len(chartPanels(Settings{}))
+			if !isWeftPath(p) && p != PathWireguardGo {
+				want-- // no daemon CPU for kernel paths
 			}
 			if got := bars[u+"/"+p]; got != want {
 				t.Errorf("%s/%s: %d bars, want %d", u, p, got, want)
@@ -169,7 +169,7 @@ func TestReportsOfCapturedRun(t *testing.T) {
 	if err := res.WriteChart(&chart); err != nil {
 		t.Fatal(err)
 	}
-	if bars := chartBars(t, chart.Bytes()); bars["wire/weft"] != len(chartPanels) {
+	if bars := chartBars(t, chart.Bytes()); bars["wire/weft"] != len(chartPanels(res.Settings)) {
 		t.Errorf("bars: %v", bars)
 	}
 	if !strings.Contains(table.String(), "weft-water") {

@@ -18,8 +18,8 @@ type Metric struct {
 	Higher bool
 	// Ratio: the report divides the path's median by vxlan's.
 	Ratio bool
-	// WeftOnly: measured only on paths that run weft processes; kernel
-	// paths show "-".
+	// WeftOnly: measured only on paths that run userspace daemons (weft,
+	// wireguard-go); kernel paths show "-".
 	WeftOnly bool
 }
 
@@ -50,11 +50,17 @@ var Metrics = []Metric{
 	{Key: RTTIdleP99, Label: "RTT idle p99", Unit: "ms", Ratio: true},
 	{Key: RTTLoadP50, Label: "RTT under load p50", Unit: "ms", Ratio: true},
 	{Key: RTTLoadP99, Label: "RTT under load p99", Unit: "ms", Ratio: true},
-	{Key: CPUPerGB, Label: "weft CPU per GB", Unit: "s/GB", WeftOnly: true},
-	{Key: WeftCores, Label: "weft CPU use, TCP ×1", Unit: "cores", WeftOnly: true},
+	{Key: CPUPerGB, Label: "daemon CPU per GB", Unit: "s/GB", WeftOnly: true},
+	{Key: WeftCores, Label: "daemon CPU use, TCP ×1", Unit: "cores", WeftOnly: true},
 	{Key: MachineBusy, Label: "all CPUs busy, TCP ×1", Unit: "%"},
-	{Key: RSSIdle, Label: "weft RSS idle", Unit: "MiB", WeftOnly: true},
-	{Key: RSSLoad, Label: "weft RSS under load", Unit: "MiB", WeftOnly: true},
+	{Key: RSSIdle, Label: "daemon RSS idle", Unit: "MiB", WeftOnly: true},
+	{Key: RSSLoad, Label: "daemon RSS under load", Unit: "MiB", WeftOnly: true},
+}
+
+// TCPMetric is the throughput of n parallel TCP streams (iperf3 -P n), one
+// per count in Config.Flows: TCP1 and TCP4 are two of them.
+func TCPMetric(n int) Metric {
+	return Metric{Key: fmt.Sprintf("tcp%d_gbps", n), Label: fmt.Sprintf("TCP ×%d", n), Unit: "Gbit/s", Higher: true, Ratio: true}
 }
 
 // MetricByKey returns the metric with key; ok is false for an unknown key.
@@ -64,7 +70,34 @@ func MetricByKey(key string) (m Metric, ok bool) {
 			return m, true
 		}
 	}
+	var n int
+	if _, err := fmt.Sscanf(key, "tcp%d_gbps", &n); err == nil && n > 0 && TCPMetric(n).Key == key {
+		return TCPMetric(n), true
+	}
 	return Metric{}, false
+}
+
+// metrics lists the metrics of a run with these settings in report order:
+// Metrics, with one TCP metric per flow count in place of TCP ×1 and ×4.
+func (s Settings) metrics() []Metric {
+	var out []Metric
+	for _, n := range s.flows() {
+		out = append(out, TCPMetric(n))
+	}
+	for _, m := range Metrics {
+		if m.Key != TCP1 && m.Key != TCP4 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// flows is Flows, or the counts of a run that did not record them (1, 4).
+func (s Settings) flows() []int {
+	if len(s.Flows) == 0 {
+		return DefaultConfig().Flows
+	}
+	return s.Flows
 }
 
 // Result is a whole benchmark run.
@@ -83,6 +116,7 @@ type Settings struct {
 	Underlays []string `json:"underlays"`
 	Seconds   int      `json:"seconds"`
 	Repeat    int      `json:"repeat"`
+	Flows     []int    `json:"flows,omitempty"`   // TCP stream counts; absent: 1 and 4
 	Command   string   `json:"command,omitempty"` // the command line, if the caller sets it
 }
 
@@ -156,7 +190,7 @@ func (res *Result) Summarize() {
 		if base == nil || r == base {
 			continue
 		}
-		for _, info := range Metrics {
+		for _, info := range res.Settings.metrics() {
 			m, b := r.Get(info.Key), base.Get(info.Key)
 			if !info.Ratio || m == nil || b == nil || b.Median == 0 || math.IsNaN(b.Median) {
 				continue
@@ -174,7 +208,7 @@ func (res *Result) WriteJSON(w io.Writer) error {
 		TookSeconds float64            `json:"took_seconds"`
 		Metrics     []metricDescriptor `json:"metric_descriptions"`
 	}{Result: res, TookSeconds: res.Took.Round(time.Second).Seconds()}
-	for _, m := range Metrics {
+	for _, m := range res.Settings.metrics() {
 		better := "lower"
 		if m.Higher {
 			better = "higher"

@@ -14,8 +14,8 @@ import (
 )
 
 // stepsPerPath is the number of measuring steps per path and repetition
-// (see measure); the progress counter counts them.
-const stepsPerPath = 5
+// (see measure) with flows stream counts; the progress counter counts them.
+func stepsPerPath(flows int) int { return 4 + flows - 1 }
 
 // downTimeout bounds a path's teardown, which runs even after an interrupt.
 const downTimeout = 30 * time.Second
@@ -44,12 +44,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	r := &runner{cfg: cfg, start: time.Now(), res: &Result{
 		Machine:  machineInfo(ctx, cfg.Binary),
-		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat},
+		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat, Flows: cfg.Flows},
 	}}
 	r.res.Started = r.start.UTC().Round(time.Second)
-	r.steps = len(cfg.Underlays) * cfg.Repeat * len(cfg.Paths) * stepsPerPath
+	r.steps = len(cfg.Underlays) * cfg.Repeat * len(cfg.Paths) * stepsPerPath(len(cfg.Flows))
 	for _, name := range cfg.Paths {
-		p, err := newPath(name, cfg.Binary, dir)
+		p, err := newPath(name, cfg.Binary, dir, cfg.WireguardGo)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +133,7 @@ func (r *runner) measure(ctx context.Context, l *lab.Lab, u Underlay, p path, re
 	if err := t.reachable(ctx); err != nil {
 		return err
 	}
-	weft := len(ep.Procs) > 0
+	weft := len(ep.Procs) > 0 // weft, or wireguard-go: a userspace daemon
 	if weft {
 		rss, err := maxRSS(ep.Procs)
 		if err != nil {
@@ -174,7 +174,7 @@ func (r *runner) measure(ctx context.Context, l *lab.Lab, u Underlay, p path, re
 	if err != nil {
 		return err
 	}
-	pr.add(TCP1, tcp1.BitsPerSecond/1e9)
+	pr.add(TCPMetric(1).Key, tcp1.BitsPerSecond/1e9)
 	pr.add(MachineBusy, busyPercent(busy0, busy1))
 	cpuNote := ""
 	if weft {
@@ -187,13 +187,19 @@ func (r *runner) measure(ctx context.Context, l *lab.Lab, u Underlay, p path, re
 	r.progress(u, p, "tcp×1", rep, "%s Gbit/s%s, all CPUs %.0f%% busy", fmtNum(tcp1.BitsPerSecond/1e9), cpuNote,
 		busyPercent(busy0, busy1))
 
-	// 3. Four TCP streams.
-	tcp4, err := t.iperf(ctx, "-P", "4")
-	if err != nil {
-		return err
+	// 3. Parallel TCP streams, each count of --flows but 1: each stream
+	// has its own ports, so the kernel spreads them over queues and cores.
+	for _, n := range r.cfg.Flows {
+		if n == 1 {
+			continue
+		}
+		tcp, err := t.iperf(ctx, "-P", fmt.Sprint(n))
+		if err != nil {
+			return err
+		}
+		pr.add(TCPMetric(n).Key, tcp.BitsPerSecond/1e9)
+		r.progress(u, p, fmt.Sprintf("tcp×%d", n), rep, "%s Gbit/s", fmtNum(tcp.BitsPerSecond/1e9))
 	}
-	pr.add(TCP4, tcp4.BitsPerSecond/1e9)
-	r.progress(u, p, "tcp×4", rep, "%s Gbit/s", fmtNum(tcp4.BitsPerSecond/1e9))
 
 	// 4. A flood of 64-byte UDP datagrams: what arrives, and what is lost.
 	udp, err := t.iperf(ctx, "-u", "-l", "64", "-b", "0")

@@ -29,7 +29,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "\t%s", p)
 		}
 		fmt.Fprintln(tw)
-		for _, m := range Metrics {
+		for _, m := range s.metrics() {
 			fmt.Fprintf(tw, "%s (%s)", m.Label, m.Unit)
 			for _, p := range s.Paths {
 				fmt.Fprintf(tw, "\t%s", fmtCell(res.Find(u, p).Get(m.Key)))
@@ -58,11 +58,12 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprint(&b, `notes:
   UDP 64 B: iperf3 -u -l 64 -b 0 (an unlimited sender); delivered = datagrams the receiver got per second.
+  TCP ×N: iperf3 -P N, N parallel streams (--flows); each has its own ports, so the kernel spreads them over queues.
   RTT: ping -i 0.01; under load = while one TCP stream runs over the same path.
-  weft CPU per GB: user+system seconds of all weft processes during the TCP ×1 run, per 10^9 bytes received;
-    weft CPU use: the same seconds per second of the run (1 core = 1.0).
+  daemon CPU per GB: user+system seconds of the path's userspace processes (weft, wireguard-go) on all hosts
+    during the TCP ×1 run, per 10^9 bytes received; daemon CPU use: the same seconds per second (1 core = 1.0).
   all CPUs busy: share of the whole machine's CPU time not idle during the TCP ×1 run (iperf3, kernel and weft).
-  weft RSS: VmRSS of the larger weft process, idle after start and during the loaded run.
+  daemon RSS: VmRSS of the larger such process, idle after start and during the loaded run.
 `)
 	// tabwriter pads empty last cells; drop the trailing blanks.
 	var out strings.Builder

@@ -31,6 +31,11 @@ type Codec interface {
 	// have that room; the inner packet must be IPv4 or IPv6. Seal may be
 	// called concurrently.
 	Seal(buf []byte, off, n int) ([]byte, error)
+	// SealQueue is Seal from queue q of several that seal in parallel
+	// (0 <= q < MaxQueues; Seal is queue 0). The queue is part of the
+	// datagram (Sealed numbers each queue's packets on its own) so that a
+	// receiver can keep each queue's packets together.
+	SealQueue(q int, buf []byte, off, n int) ([]byte, error)
 	// NewPeer returns the receive state for datagrams from the node called
 	// name (its configured node name, unique in the cluster). Keep one per
 	// peer for as long as the peer exists, across routing changes: a fresh

@@ -85,6 +85,9 @@ func (p *Plain) Seal(buf []byte, off, n int) ([]byte, error) {
 	return nil, ErrInner
 }
 
+// SealQueue is Seal: plain GENEVE carries no queue.
+func (p *Plain) SealQueue(_ int, buf []byte, off, n int) ([]byte, error) { return p.Seal(buf, off, n) }
+
 // SealControl wraps the control message buf[off:off+n] (O bit, ProtoControl).
 func (p *Plain) SealControl(buf []byte, off, n int) ([]byte, error) {
 	if off < HeaderLen || off+n > len(buf) {

@@ -24,10 +24,11 @@ import (
 )
 
 const (
-	// ReplayWindow is how far behind the highest counter seen from a peer
-	// a packet may arrive and still be accepted (once). A sender's counter
-	// is shared by all its peers, so this counts the sender's packets to
-	// every peer, not only to this one.
+	// ReplayWindow is how far behind the highest counter seen from one
+	// queue of a peer a packet of that queue may arrive and still be
+	// accepted (once). A sender queue's counter is shared by all its peers,
+	// so this counts the queue's packets to every peer, not only to this
+	// one.
 	ReplayWindow = (replayBlocks - 1) * 64 // 8128
 
 	replayBlocks = 128 // 64-bit words in the ring: 1 KiB per peer
@@ -55,10 +56,10 @@ type PeerState struct {
 	nonce [nonceLen]byte // scratch (a nonce passed to an interface method would escape)
 	prev  rxSession      // the session cur replaced; id 0: none
 	cur   rxSession      // the newest session a packet authenticated in; id 0: none yet
-	next  rxSession      // AEADs derived for a session no packet has authenticated in yet
+	next  rxSession      // AEADs derived for a newer session no packet has authenticated in yet
 	limit rateLimit      // derivations of session keys
 
-	prevWin, curWin replayWindow // counters accepted in prev and cur (next has none yet)
+	prevWin, curWin queueWindows // counters accepted in prev and cur, per sender queue (next has none yet)
 }
 
 // Name returns the peer's node name.
@@ -122,7 +123,7 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs *rxSession
-	var win *replayWindow // nil for next: nothing accepted in it yet
+	var win *queueWindows // nil for next: nothing accepted in it yet
 	switch {
 	case sess == p.cur.id:
 		rs, win = &p.cur, &p.curWin
@@ -153,11 +154,51 @@ func (p *PeerState) open(out, dgram []byte, k *key, c byte, sess, ctr uint64) ([
 	}
 	if win == nil { // next authenticated: it is the current session now
 		p.prev, p.cur, p.next = p.cur, p.next, rxSession{}
-		p.prevWin, p.curWin = p.curWin, replayWindow{}
+		p.prevWin, p.curWin = p.curWin, p.prevWin // reuse prev's windows
+		p.curWin.reset()
 		win = &p.curWin
 	}
 	win.mark(ctr)
 	return pt, nil
+}
+
+// queueWindows is a replay window per sender queue: the counter's top byte
+// names the queue, and each queue numbers its packets on its own, so queues
+// sealing in parallel interleave on the wire without pushing each other's
+// packets out of a shared window. A queue's window is made by the first
+// packet from it that authenticates; until then every number is new to it.
+type queueWindows struct {
+	wins []*replayWindow // by queue index; nil: nothing from that queue yet
+}
+
+func (q *queueWindows) check(ctr uint64) bool {
+	i, num := ctr>>queueShift, ctr&(queueCounters-1)
+	if i >= uint64(len(q.wins)) || q.wins[i] == nil {
+		return true
+	}
+	return q.wins[i].check(num)
+}
+
+// mark records ctr, which check accepted and which authenticated; making a
+// queue's window is the one allocation, once per queue and session.
+func (q *queueWindows) mark(ctr uint64) {
+	i, num := ctr>>queueShift, ctr&(queueCounters-1)
+	for uint64(len(q.wins)) <= i {
+		q.wins = append(q.wins, nil)
+	}
+	if q.wins[i] == nil {
+		q.wins[i] = new(replayWindow)
+	}
+	q.wins[i].mark(num)
+}
+
+// reset forgets every counter (a new session), keeping the windows made.
+func (q *queueWindows) reset() {
+	for _, w := range q.wins {
+		if w != nil {
+			*w = replayWindow{}
+		}
+	}
 }
 
 // replayWindow is RFC 6479's sliding window: a ring of bits for the counters

@@ -54,10 +54,22 @@ const (
 	CipherAESGCM           byte = 1 // AES-256-GCM
 	CipherChaCha20Poly1305 byte = 2 // ChaCha20-Poly1305
 
-	// maxCounter is the first counter never sent or accepted: a session
-	// ends long before (RekeyAfterPackets), and it never wraps.
-	maxCounter = 1 << 63
-	nonceLen   = 12
+	// MaxQueues is how many queues may seal in parallel (SealQueue). The
+	// counter's top byte names the queue that sealed the packet, and each
+	// queue numbers its packets on its own from 1, so parallel queues never
+	// touch one counter; receivers keep a replay window per queue.
+	MaxQueues = 64
+	// QueueOffset is the byte of a sealed datagram that names its queue
+	// (the counter's top byte): a receiver with several sockets steers by
+	// it, so one sender queue's packets, and with them each flow, stay on
+	// one receive queue.
+	QueueOffset = 24
+	queueShift  = 56
+	// queueCounters is the first per-queue number never sent: a session
+	// ends before any queue's number reaches 2^56 and the sender starts a
+	// new one.
+	queueCounters = 1 << queueShift
+	nonceLen      = 12
 )
 
 // DefaultCipher is the cipher Seal uses unless configured: AES-256-GCM where
@@ -181,7 +193,7 @@ func NewSealed(cfg SealedConfig) (*Sealed, error) {
 		sess = NewSessionID(0, time.Now())
 	}
 	limit := cfg.RekeyAfterPackets
-	if limit == 0 || limit >= maxCounter {
+	if limit == 0 || limit >= queueCounters {
 		limit = DefaultRekeyAfterPackets
 	}
 	s := &Sealed{vni: cfg.VNI, name: cfg.Name, cipher: c, limit: limit}
@@ -229,32 +241,40 @@ func (s *Sealed) Cipher() byte { return s.cipher }
 func (s *Sealed) Session() uint64 { return s.state.Load().tx.sess.id }
 
 // Seal encrypts the inner packet buf[off:off+n] in place under the primary
-// key and returns the datagram payload buf[off-32 : off+n+16].
+// key and returns the datagram payload buf[off-32 : off+n+16]. It is
+// SealQueue for queue 0.
 func (s *Sealed) Seal(buf []byte, off, n int) ([]byte, error) {
+	return s.SealQueue(0, buf, off, n)
+}
+
+// SealQueue is Seal numbering the packet in queue q's counter space (q
+// below MaxQueues): one goroutine per queue then shares no counter.
+func (s *Sealed) SealQueue(q int, buf []byte, off, n int) ([]byte, error) {
 	if off < SealedHeaderLen || n < 1 || off+n+TagLen > len(buf) {
 		return nil, ErrNoRoom
 	}
 	if v := buf[off] >> 4; v != 4 && v != 6 {
 		return nil, ErrInner
 	}
-	return s.seal(buf, off, n, 0), nil
+	return s.seal(buf, off, n, 0, q), nil
 }
 
-// SealControl seals the control message buf[off:off+n] like a packet, with
-// the O bit set (and authenticated, as the whole header is).
+// SealControl seals the control message buf[off:off+n] like a packet of
+// queue 0, with the O bit set (and authenticated, as the whole header is).
 func (s *Sealed) SealControl(buf []byte, off, n int) ([]byte, error) {
 	if off < SealedHeaderLen || off+n+TagLen > len(buf) {
 		return nil, ErrNoRoom
 	}
-	return s.seal(buf, off, n, flagControl), nil
+	return s.seal(buf, off, n, flagControl, 0), nil
 }
 
-func (s *Sealed) seal(buf []byte, off, n int, flags byte) []byte {
+func (s *Sealed) seal(buf []byte, off, n int, flags byte, q int) []byte {
 	tx := s.state.Load().tx
-	ctr := tx.sess.ctr.Add(1)
-	if ctr > s.limit {
-		tx, ctr = s.renew(tx)
+	num := tx.sess.ctrs[q].Add(1)
+	if num > s.limit {
+		tx, num = s.renew(tx, q)
 	}
+	ctr := uint64(q)<<queueShift | num
 	h := buf[off-SealedHeaderLen : off]
 	copy(h, tx.hdr[:])
 	h[1] |= flags
@@ -272,7 +292,7 @@ type SealedOption struct {
 	Cipher  byte   // CipherAESGCM or CipherChaCha20Poly1305
 	KeyID   byte   // KeyID of the secret the packet was sealed under
 	Session uint64 // the sender's session id (NewSessionID)
-	Counter uint64 // packet number within the session, from 1
+	Counter uint64 // packet number within the session: queue index in the top byte, from 1 in the rest
 }
 
 // ParseSealedOption decodes the option of a sealed datagram, for tools and
@@ -299,6 +319,12 @@ func ParseSealedOption(dgram []byte) (SealedOption, error) {
 func isSealedHeader(h Header, dgram []byte) bool {
 	return h.Critical && h.Protocol == ProtoSealed && h.OptLen == SealedHeaderLen-HeaderLen &&
 		binary.BigEndian.Uint16(dgram[8:10]) == OptionClass && dgram[10] == OptionType && dgram[11] == optionWords
+}
+
+// validCounter reports whether ctr is one a sender may use: a queue below
+// MaxQueues, a number from 1.
+func validCounter(ctr uint64) bool {
+	return ctr>>queueShift < MaxQueues && ctr&(queueCounters-1) != 0
 }
 
 // NewPeer returns the receive state for datagrams from the node called name.
@@ -345,7 +371,7 @@ func (s *Sealed) open(out, dgram []byte, p *PeerState, control bool) ([]byte, er
 	cipherID, keyID := dgram[12], dgram[13]
 	sess := binary.BigEndian.Uint64(dgram[16:24])
 	ctr := binary.BigEndian.Uint64(dgram[24:32])
-	if (cipherID != CipherAESGCM && cipherID != CipherChaCha20Poly1305) || sess == 0 || ctr == 0 || ctr >= maxCounter {
+	if (cipherID != CipherAESGCM && cipherID != CipherChaCha20Poly1305) || sess == 0 || !validCounter(ctr) {
 		return nil, ErrFormat
 	}
 	k := s.state.Load().ring.find(keyID)

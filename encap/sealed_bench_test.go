@@ -116,7 +116,8 @@ func FuzzOpenSealed(f *testing.F) {
 	var seeds [][]byte
 	for _, c := range ciphers {
 		s := newSealed(f, "a", c, 1000, key)
-		seeds = append(seeds, sealPkt(f, s, ipv4(20)), sealPkt(f, s, ipv6(8)), sealPkt(f, s, ipv4(300)))
+		seeds = append(seeds, sealPkt(f, s, ipv4(20)), sealPkt(f, s, ipv6(8)), sealPkt(f, s, ipv4(300)),
+			sealQueuePkt(f, s, 1, ipv4(20)), sealQueuePkt(f, s, MaxQueues-1, ipv6(8)))
 		// And a later session's (a fixed id: fuzz workers rebuild the seeds).
 		s = newSealed(f, "a", c, 2000, key)
 		seeds = append(seeds, sealPkt(f, s, ipv4(20)), sealPkt(f, s, ipv4(60)))

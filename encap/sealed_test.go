@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,9 +42,15 @@ func newSealed(t testing.TB, name string, c byte, session uint64, keys ...[]byte
 // sealPkt seals a copy of pkt into a buffer of exactly the room s needs.
 func sealPkt(t testing.TB, s *Sealed, pkt []byte) []byte {
 	t.Helper()
+	return sealQueuePkt(t, s, 0, pkt)
+}
+
+// sealQueuePkt is sealPkt from queue q.
+func sealQueuePkt(t testing.TB, s *Sealed, q int, pkt []byte) []byte {
+	t.Helper()
 	buf := make([]byte, SealedHeaderLen+len(pkt)+TagLen)
 	copy(buf[SealedHeaderLen:], pkt)
-	d, err := s.Seal(buf, SealedHeaderLen, len(pkt))
+	d, err := s.SealQueue(q, buf, SealedHeaderLen, len(pkt))
 	if err != nil {
 		t.Fatalf("seal: %v", err)
 	}
@@ -216,21 +223,39 @@ func TestNewSealedRejects(t *testing.T) {
 // sealEmpty returns an authentic datagram with no inner packet at all,
 // which Seal refuses to make.
 func sealEmpty(s *Sealed) []byte {
-	tx := s.state.Load().tx
-	ctr := tx.sess.ctr.Add(1)
 	d := make([]byte, SealedHeaderLen, SealedOverhead)
+	return sealRaw(s, s.state.Load().tx.sess.ctrs[0].Add(1), d)
+}
+
+// sealCounter returns an authentic datagram with counter ctr, which Seal
+// might never make.
+func sealCounter(s *Sealed, ctr uint64) []byte {
+	d := make([]byte, SealedHeaderLen, SealedOverhead+20)
+	return sealRaw(s, ctr, append(d, ipv4(20)...))
+}
+
+// sealRaw seals d[SealedHeaderLen:] with counter ctr.
+func sealRaw(s *Sealed, ctr uint64, d []byte) []byte {
+	tx := s.state.Load().tx
 	copy(d, tx.hdr[:])
 	binary.BigEndian.PutUint64(d[24:32], ctr)
 	var nonce [nonceLen]byte
 	binary.BigEndian.PutUint64(nonce[4:], ctr)
-	return tx.aead.Seal(d, nonce[:], nil, d[:SealedHeaderLen])
+	return tx.aead.Seal(d[:SealedHeaderLen], nonce[:], d[SealedHeaderLen:], d[:SealedHeaderLen])
 }
 
-// replayState is the part of a PeerState that decides what is accepted.
-func replayState(p *PeerState) (uint64, replayWindow) {
+// replayState is the part of a PeerState that decides what is accepted:
+// the session and a copy of each queue's window.
+func replayState(p *PeerState) (uint64, []replayWindow) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur.id, p.curWin
+	wins := make([]replayWindow, len(p.curWin.wins))
+	for i, w := range p.curWin.wins {
+		if w != nil {
+			wins[i] = *w
+		}
+	}
+	return p.cur.id, wins
 }
 
 // Any single flipped bit makes a datagram fail, and the failure leaves the
@@ -259,7 +284,7 @@ func TestSealedBitFlips(t *testing.T) {
 					t.Fatalf("ciphertext byte %d flipped: %v, want %v", i/8, err, ErrAuth)
 				}
 				seen[err] = true
-				if id, win := replayState(p); id != before || win != beforeWin {
+				if id, win := replayState(p); id != before || !slices.Equal(win, beforeWin) {
 					t.Fatalf("byte %d flipped (%v): replay state changed", i/8, err)
 				}
 			}
@@ -346,24 +371,28 @@ func TestDefaultSession(t *testing.T) {
 	}
 }
 
+// TestCounterExhaustion: when any queue's numbers run out, the node starts
+// a new session, which numbers every queue from 1 again.
 func TestCounterExhaustion(t *testing.T) {
-	s := newSealed(t, "a", CipherAuto, 1000)
-	p := s.NewPeer("a")
-	s.state.Load().tx.sess.ctr.Store(s.limit - 1)
-	d := sealPkt(t, s, ipv4(40))
-	if o, _ := ParseSealedOption(d); o.Counter != s.limit || o.Session != 1000 {
-		t.Fatalf("last packet of a session: %+v", o)
-	}
-	if _, err := s.OpenFrom(nil, d, p); err != nil {
-		t.Fatal(err)
-	}
-	d = sealPkt(t, s, ipv4(40))
-	o, _ := ParseSealedOption(d)
-	if o.Counter != 1 || o.Session <= 1000 || s.Session() != o.Session {
-		t.Fatalf("after the last counter: %+v, session %d", o, s.Session())
-	}
-	if _, err := s.OpenFrom(nil, d, p); err != nil {
-		t.Fatalf("new session: %v", err)
+	for _, q := range []int{0, 5, MaxQueues - 1} {
+		s := newSealed(t, "a", CipherAuto, 1000)
+		p := s.NewPeer("a")
+		s.state.Load().tx.sess.ctrs[q].Store(s.limit - 1)
+		d := sealQueuePkt(t, s, q, ipv4(40))
+		if o, _ := ParseSealedOption(d); o.Counter != uint64(q)<<56|s.limit || o.Session != 1000 {
+			t.Fatalf("queue %d: last packet of a session: %+v", q, o)
+		}
+		if _, err := s.OpenFrom(nil, d, p); err != nil {
+			t.Fatal(err)
+		}
+		d = sealQueuePkt(t, s, q, ipv4(40))
+		o, _ := ParseSealedOption(d)
+		if o.Counter != uint64(q)<<56|1 || o.Session <= 1000 || s.Session() != o.Session {
+			t.Fatalf("queue %d: after the last counter: %+v, session %d", q, o, s.Session())
+		}
+		if _, err := s.OpenFrom(nil, d, p); err != nil {
+			t.Fatalf("queue %d: new session: %v", q, err)
+		}
 	}
 }
 

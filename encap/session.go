@@ -43,8 +43,15 @@ const (
 // every txState of the session, so changing the primary key does not reuse
 // a counter, and by every goroutine that seals.
 type session struct {
-	id  uint64
-	ctr atomic.Uint64 // the last counter handed out
+	id   uint64
+	ctrs [MaxQueues]queueCounter // the last number each sending queue handed out
+}
+
+// queueCounter is one queue's counter, alone on its cache line: queues on
+// different cores then never contend for one.
+type queueCounter struct {
+	atomic.Uint64
+	_ [56]byte
 }
 
 // NewSessionID draws a session id for a session starting at now that is
@@ -93,10 +100,10 @@ func (s *Sealed) startSession(st *sealedState) *sealedState {
 	return nst
 }
 
-// renew starts a new session once old has sealed its RekeyAfterPackets
-// (unless another goroutine did first) and returns the current state with
-// a counter of it.
-func (s *Sealed) renew(old *txState) (*txState, uint64) {
+// renew starts a new session once queue q of old has sealed its
+// RekeyAfterPackets (unless another goroutine did first) and returns the
+// current state with a number of q in it.
+func (s *Sealed) renew(old *txState, q int) (*txState, uint64) {
 	for {
 		s.mu.Lock()
 		st := s.state.Load()
@@ -104,8 +111,8 @@ func (s *Sealed) renew(old *txState) (*txState, uint64) {
 			st = s.startSession(st)
 		}
 		s.mu.Unlock()
-		if ctr := st.tx.sess.ctr.Add(1); ctr <= s.limit {
-			return st.tx, ctr
+		if num := st.tx.sess.ctrs[q].Add(1); num <= s.limit {
+			return st.tx, num
 		}
 		old = st.tx
 	}

@@ -89,7 +89,7 @@ func TestRekeyKeepsPrevious(t *testing.T) {
 		t.Fatalf("packet of a session two rotations old: %v", err)
 	}
 	fresh := newSealed(t, "a", CipherAuto, first) // another packet of the first session, never seen
-	fresh.state.Load().tx.sess.ctr.Store(100)
+	fresh.state.Load().tx.sess.ctrs[0].Store(100)
 	if _, err := rx.OpenFrom(nil, sealPkt(t, fresh, ipv4(40)), p); err != ErrOldSession {
 		t.Fatalf("unseen packet of a session two rotations old: %v, want %v", err, ErrOldSession)
 	}

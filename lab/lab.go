@@ -41,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -99,6 +100,10 @@ type Config struct {
 	// every underlay veth, so packets crossing the underlay are at most MTU
 	// bytes, as on a real wire. False needs ethtool.
 	Offloads bool
+	// Queues is the number of transmit and receive queues of every
+	// underlay veth (numtxqueues/numrxqueues), so the kernel can spread
+	// flows over cores as a multi-queue NIC does. Default min(CPUs, 8).
+	Queues int
 	// LogDir, if set, receives a copy of the output of every process
 	// started with Host.Start, one file <netns>-<program>-<n>.log each.
 	LogDir string
@@ -107,13 +112,14 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 2 hosts, prefix "weft-lab",
-// 192.168.77.0/24, MTU 1500, offloads off.
+// 192.168.77.0/24, MTU 1500, offloads off, min(CPUs, 8) veth queues.
 func DefaultConfig() Config {
 	return Config{
 		Hosts:    2,
 		Prefix:   "weft-lab",
 		Underlay: netip.MustParsePrefix("192.168.77.0/24"),
 		MTU:      1500,
+		Queues:   min(runtime.NumCPU(), 8),
 	}
 }
 
@@ -133,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MTU == 0 {
 		c.MTU = d.MTU
 	}
+	if c.Queues == 0 {
+		c.Queues = d.Queues
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -147,6 +156,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("lab: MTU %d: want 576..65535", c.MTU)
 	case c.NAT.IsValid() && (!c.NAT.Addr().Is4() || c.NAT.Overlaps(c.Underlay)):
 		return c, fmt.Errorf("lab: NAT %v: want an IPv4 prefix outside Underlay %v", c.NAT, c.Underlay)
+	case c.Queues < 1 || c.Queues > 64:
+		return c, fmt.Errorf("lab: Queues %d: want 1..64", c.Queues)
 	}
 	c.Underlay = c.Underlay.Masked()
 	// Usable addresses are base+1 .. broadcast-1; the gateway takes the last.
@@ -298,7 +309,7 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 }
 
 func (l *Lab) buildHost(ctx context.Context, h *Host) error {
-	s, mtu := l.Switch, fmt.Sprint(l.cfg.MTU)
+	s, mtu, queues := l.Switch, fmt.Sprint(l.cfg.MTU), fmt.Sprint(l.cfg.Queues)
 	if err := l.addNetns(ctx, h.Netns); err != nil {
 		return err
 	}
@@ -314,8 +325,9 @@ func (l *Lab) buildHost(ctx context.Context, h *Host) error {
 	// Create the pair inside the underlay namespace with its peer placed
 	// straight into the host namespace: no name ever exists in the root one.
 	err := runAll(ctx, [][]string{
-		{"ip", "-n", s.Netns, "link", "add", h.Port, "mtu", mtu, "type", "veth",
-			"peer", "name", hostLink, "mtu", mtu, "netns", h.Netns},
+		{"ip", "-n", s.Netns, "link", "add", h.Port, "mtu", mtu, "numtxqueues", queues, "numrxqueues", queues,
+			"type", "veth", "peer", "name", hostLink, "mtu", mtu, "numtxqueues", queues, "numrxqueues", queues,
+			"netns", h.Netns},
 		{"ip", "-n", s.Netns, "link", "set", h.Port, "master", bridgeLink, "up"},
 		{"ip", "-n", h.Netns, "addr", "add", l.prefixOf(h.Addr), "dev", hostLink},
 		{"ip", "-n", h.Netns, "link", "set", hostLink, "up"},

@@ -217,6 +217,28 @@ func TestOffloadsOff(t *testing.T) {
 	}
 }
 
+// TestVethQueues: both ends of every underlay veth have Config.Queues
+// transmit and receive queues, as sysfs lists them.
+func TestVethQueues(t *testing.T) {
+	testenv.Require(t)
+	l := newLab(t, lab.Config{Prefix: prefix("q"), Queues: 3})
+	for _, h := range l.Hosts {
+		for _, dev := range []struct {
+			host *lab.Host
+			link string
+		}{{h, h.Link}, {l.Switch, h.Port}} {
+			// ip netns exec mounts the namespace's own sysfs.
+			out, err := dev.host.Run(t.Context(), "ls", "/sys/class/net/"+dev.link+"/queues")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rx, tx := strings.Count(out, "rx-"), strings.Count(out, "tx-"); rx != 3 || tx != 3 {
+				t.Errorf("%s %s: %d rx and %d tx queues, want 3 each: %q", dev.host, dev.link, rx, tx, out)
+			}
+		}
+	}
+}
+
 func TestCleanupAfterCrash(t *testing.T) {
 	testenv.Require(t)
 	p := prefix("c")

@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftnet/weft/api"
@@ -44,18 +46,18 @@ func newNodeCollector(status func() api.Status) *nodeCollector {
 		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
 		info:            d("node_info", "The node's name, subnet, TUN driver and cipher (value 1).", "name", "subnet", "tun_driver", "cipher"),
 		rotations:       d("session_rotations_total", "Sending sessions started after the first (every --rekey-after, and after 2^28 packets)."),
-		tunReads:        d("tun_read_calls_total", "TUN reads that returned packets."),
-		tunReadPackets:  d("tun_read_packets_total", "Packets TUN reads returned (TSO superpackets split)."),
-		tunWrites:       d("tun_write_calls_total", "Batches written into the TUN."),
-		tunWritePackets: d("tun_write_packets_total", "Packets written into the TUN, before GRO coalescing."),
-		udpReads:        d("udp_read_calls_total", "recvmmsg calls that returned datagrams."),
-		udpReadMsgs:     d("udp_read_messages_total", "Messages received (a GRO message holds several datagrams)."),
-		udpRx:           d("udp_received_datagrams_total", "Datagrams received."),
-		udpWrites:       d("udp_write_calls_total", "sendmmsg calls."),
-		udpWriteMsgs:    d("udp_write_messages_total", "Messages sent (a GSO message holds several datagrams)."),
-		udpTx:           d("udp_sent_datagrams_total", "Datagrams sent."),
-		udpErrors:       d("udp_send_errors_total", "Datagrams the socket refused to send."),
-		udpOversize:     d("udp_oversize_datagrams_total", "Received datagrams dropped for being larger than a receive buffer."),
+		tunReads:        d("tun_read_calls_total", "TUN reads that returned packets.", "queue"),
+		tunReadPackets:  d("tun_read_packets_total", "Packets TUN reads returned (TSO superpackets split).", "queue"),
+		tunWrites:       d("tun_write_calls_total", "Batches written into the TUN.", "queue"),
+		tunWritePackets: d("tun_write_packets_total", "Packets written into the TUN, before GRO coalescing.", "queue"),
+		udpReads:        d("udp_read_calls_total", "recvmmsg calls that returned datagrams.", "queue"),
+		udpReadMsgs:     d("udp_read_messages_total", "Messages received (a GRO message holds several datagrams).", "queue"),
+		udpRx:           d("udp_received_datagrams_total", "Datagrams received.", "queue"),
+		udpWrites:       d("udp_write_calls_total", "sendmmsg calls.", "queue"),
+		udpWriteMsgs:    d("udp_write_messages_total", "Messages sent (a GSO message holds several datagrams).", "queue"),
+		udpTx:           d("udp_sent_datagrams_total", "Datagrams sent.", "queue"),
+		udpErrors:       d("udp_send_errors_total", "Datagrams the socket refused to send.", "queue"),
+		udpOversize:     d("udp_oversize_datagrams_total", "Received datagrams dropped for being larger than a receive buffer.", "queue"),
 	}
 }
 
@@ -109,19 +111,21 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.Encryption.Enabled {
 		counter(c.rotations, s.Encryption.Rotations)
 	}
-	io := s.IO
-	counter(c.tunReads, io.TunReads)
-	counter(c.tunReadPackets, io.TunReadPackets)
-	counter(c.tunWrites, io.TunWrites)
-	counter(c.tunWritePackets, io.TunWritePackets)
-	counter(c.udpReads, io.UDP.ReadCalls)
-	counter(c.udpReadMsgs, io.UDP.ReadMessages)
-	counter(c.udpRx, io.UDP.ReadDatagrams)
-	counter(c.udpWrites, io.UDP.WriteCalls)
-	counter(c.udpWriteMsgs, io.UDP.WriteMessages)
-	counter(c.udpTx, io.UDP.WriteDatagrams)
-	counter(c.udpErrors, io.UDP.WriteErrors)
-	counter(c.udpOversize, io.UDP.Oversize)
+	for _, q := range s.Queues { // by pipeline: sum() them for the node
+		l := strconv.Itoa(q.Queue)
+		counter(c.tunReads, q.TunReads, l)
+		counter(c.tunReadPackets, q.TunReadPackets, l)
+		counter(c.tunWrites, q.TunWrites, l)
+		counter(c.tunWritePackets, q.TunWritePackets, l)
+		counter(c.udpReads, q.UDP.ReadCalls, l)
+		counter(c.udpReadMsgs, q.UDP.ReadMessages, l)
+		counter(c.udpRx, q.UDP.ReadDatagrams, l)
+		counter(c.udpWrites, q.UDP.WriteCalls, l)
+		counter(c.udpWriteMsgs, q.UDP.WriteMessages, l)
+		counter(c.udpTx, q.UDP.WriteDatagrams, l)
+		counter(c.udpErrors, q.UDP.WriteErrors, l)
+		counter(c.udpOversize, q.UDP.Oversize, l)
+	}
 }
 
 func b2f(b bool) float64 {

@@ -26,6 +26,7 @@ type Config struct {
 	Peers     []peer.Info    // --peer: static peers
 	TunName   string         // --tun: default weft0
 	TunDriver string         // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
+	Queues    int            // --queues: parallel pipelines (queue.go), 1 to encap.MaxQueues; 0 = DefaultQueues(TunDriver)
 	Insecure  bool           // --insecure: run without authentication or encryption
 	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
 	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
@@ -113,10 +114,24 @@ func (c *Config) Validate() error {
 	if !known {
 		return fmt.Errorf("--tun-driver %q: must be one of %v", c.TunDriver, tunnel.Drivers)
 	}
+	if c.Queues < 0 || c.Queues > encap.MaxQueues {
+		return fmt.Errorf("--queues %d: want 1 to %d (0 for the default, min(cores, %d))", c.Queues, encap.MaxQueues, maxDefaultQueues)
+	}
+	if c.Queues > 1 && c.TunDriver == tunnel.DriverWater {
+		return fmt.Errorf("--queues %d: the water TUN driver has one queue; use --tun-driver wireguard, or --queues 1", c.Queues)
+	}
 	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, &encap.Plain{}, nil); len(errs) > 0 {
 		return fmt.Errorf("--peer: %w", errs[0])
 	}
 	return nil
+}
+
+// queues is the number of pipelines to run: Queues, or its default.
+func (c *Config) queues() int {
+	if c.Queues == 0 {
+		return DefaultQueues(c.TunDriver)
+	}
+	return c.Queues
 }
 
 // Address is the node's own overlay address: the subnet's network address,

@@ -21,7 +21,7 @@ func fuzzNode(tb testing.TB) *Node {
 	cfg.Insecure, cfg.Subnet = true, ownNet
 	codec, _ := encap.NewPlain(cfg.VNI)
 	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec,
-		tunneltest.New("weft0", 1464, 8), (&simNet{}).listen("192.0.2.1:6081"))
+		[]tunnel.Device{tunneltest.New("weft0", 1464, 8)}, []Transport{(&simNet{}).listen("192.0.2.1:6081")})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func FuzzDatagram(f *testing.F) {
 	}
 	f.Add([]byte{0x00, 0x00, 0x08, 0x00, 0, 0, 1, 0, 0x45})
 	n := fuzzNode(f)
-	o := newOutside(n)
+	o := newOutside(n, n.queues[0])
 	from := netip.MustParseAddrPort("192.0.2.2:6081")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
@@ -66,14 +66,14 @@ func FuzzDatagram(f *testing.F) {
 func BenchmarkPacketPath(b *testing.B) {
 	a := fuzzNode(b)
 	a.setPeers([]peer.Info{testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")})
-	in := newInside(a)
+	in := newInside(a, a.queues[0])
 	cfg := DefaultConfig()
 	cfg.Insecure, cfg.Subnet = true, netip.MustParsePrefix("10.244.2.0/24")
 	codec, _ := encap.NewPlain(cfg.VNI)
 	rx, _ := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1464, codec,
-		tunneltest.New("weft0", 1464, 8), (&simNet{}).listen("192.0.2.2:6081"))
+		[]tunnel.Device{tunneltest.New("weft0", 1464, 8)}, []Transport{(&simNet{}).listen("192.0.2.2:6081")})
 	rx.setPeers([]peer.Info{testPeer("a", "10.244.1.0/24", "192.0.2.1:6081")})
-	out := newOutside(rx)
+	out := newOutside(rx, rx.queues[0])
 	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	from := netip.MustParseAddrPort("192.0.2.1:6081")

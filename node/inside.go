@@ -9,7 +9,8 @@ package node
 //	UDP Write of the whole batch (runs to one peer become GSO sends).
 //
 // Packets for no peer or over the MTU are answered with ICMP written back
-// into the TUN. One goroutine owns every buffer here.
+// into the TUN. One goroutine per queue runs this loop and owns every buffer
+// here; it seals in its queue's counter space.
 
 import (
 	"net/netip"
@@ -20,18 +21,21 @@ import (
 
 type inside struct {
 	n       *Node
+	q       *queue
 	bufs    [][]byte
 	sizes   []int
 	dgrams  [][]byte
 	eps     []netip.AddrPort
 	icmpBuf [][]byte // scratch for ICMP errors, reused every batch
 	icmpOut [][]byte
+	sent    tally // packets to peers, written to their counters once a batch
 }
 
-func newInside(n *Node) *inside {
-	batch := n.tun.BatchSize()
+func newInside(n *Node, q *queue) *inside {
+	batch := q.tun.BatchSize()
 	in := &inside{
 		n:       n,
+		q:       q,
 		bufs:    make([][]byte, batch),
 		sizes:   make([]int, batch),
 		dgrams:  make([][]byte, 0, batch),
@@ -55,7 +59,7 @@ func (in *inside) run() error {
 	off := n.codec.Headroom()
 	errs := newLoopErrors(n, "TUN read", dropTunReadError)
 	for {
-		count, err := n.tun.Read(in.bufs, in.sizes, off)
+		count, err := in.q.tun.Read(in.bufs, in.sizes, off)
 		if count > 0 {
 			in.forward(count, off)
 		}
@@ -68,21 +72,22 @@ func (in *inside) run() error {
 // forward sends the count packets just read, each at in.bufs[i][off:].
 func (in *inside) forward(count, off int) {
 	n := in.n
-	n.io.tunReads.Add(1)
-	n.io.tunReadPackets.Add(uint64(count))
+	in.q.io.tunReads.Add(1)
+	in.q.io.tunReadPackets.Add(uint64(count))
 	t := n.table.Load()
 	in.dgrams, in.eps, in.icmpOut = in.dgrams[:0], in.eps[:0], in.icmpOut[:0]
 	for i := range count {
 		in.packet(t, in.bufs[i], off, in.sizes[i])
 	}
+	in.sent.flush()
 	if len(in.dgrams) > 0 {
-		if err := n.conn.Write(in.dgrams, in.eps); err != nil {
+		if err := in.q.conn.Write(in.dgrams, in.eps); err != nil {
 			n.drops.add(dropSendError, uint64(len(in.dgrams)))
 			n.warnLimited(n.sendWarn, "UDP send failed", err)
 		}
 	}
 	if len(in.icmpOut) > 0 {
-		n.writeTUN(in.icmpOut)
+		n.writeTUN(in.q, in.icmpOut)
 	}
 }
 
@@ -105,13 +110,12 @@ func (in *inside) packet(t *table, buf []byte, off, size int) {
 		}
 		return
 	}
-	dgram, err := n.codec.Seal(buf, off, size)
+	dgram, err := n.codec.SealQueue(in.q.index, buf, off, size)
 	if err != nil {
 		n.drops.addEncap(err)
 		return
 	}
-	peer.txPackets.Add(1)
-	peer.txBytes.Add(uint64(size))
+	in.sent.add(peer, size)
 	in.dgrams = append(in.dgrams, dgram)
 	in.eps = append(in.eps, peer.Endpoint)
 }

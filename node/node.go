@@ -51,17 +51,15 @@ type Node struct {
 	host     netip.Addr // underlay.Addr as an inner source (hostAddr); read-only
 	mtu      int
 	codec    encap.Codec
-	tun      tunnel.Device
-	conn     Transport
+	queues   []*queue      // the pipelines (queue.go)
+	tun      tunnel.Device // queue 0's: the device's name and offloads
+	conn     Transport     // queue 0's: control messages (path probes) leave from it
 	started  time.Time
 
 	table     atomic.Pointer[table]
 	drops     drops
-	io        ioCounters
 	trace     tracer
 	icmpLimit *rate.Limiter
-
-	tunWriteMu sync.Mutex // both loops write into the TUN (ICMP errors, inner packets)
 
 	sendWarn *rate.Limiter // one send-error log line per minute at most
 
@@ -77,33 +75,29 @@ type Node struct {
 	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
 }
 
-// OpenTun creates the TUN device; tunnel.Open is the real one, tests pass an
-// in-memory device.
-type OpenTun func(tunnel.Config, *slog.Logger) (tunnel.Device, error)
+// OpenTun creates the TUN device with Config.Queues queues, one Device
+// each; tunnel.OpenQueues is the real one, tests pass in-memory devices.
+type OpenTun func(tunnel.Config, *slog.Logger) ([]tunnel.Device, error)
 
-// Listen binds the node's UDP socket on listen (--listen). The agent binds
-// it before it joins a cluster and hands it to New.
-func Listen(listen netip.AddrPort, under netip.Addr) (*udp.Conn, error) {
-	listen = dataListen(listen, under)
-	conn, err := udp.Listen(udp.Config{Listen: listen})
-	if errors.Is(err, udp.ErrAddrInUse) {
-		return nil, fmt.Errorf("--listen %s: port already in use (another weft, a kernel geneve device, Cilium or OVN?); pick another port with --listen", listen)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", listen, err)
-	}
-	return conn, nil
+// Listen binds the node's UDP sockets, one per queue, on --listen (the
+// advertised address when --listen is the wildcard: dataListen). The agent
+// binds them before it joins a cluster and hands them to New.
+func Listen(cfg Config, under netip.Addr, log *slog.Logger) ([]Transport, error) {
+	cfg.Listen = dataListen(cfg.Listen, under)
+	return listenQueues(cfg, log, cfg.queues())
 }
 
-// New validates cfg and opens the TUN device (with openTun; nil is
-// tunnel.Open) on the underlay under, which FindUnderlay chose, to forward
-// over conn, the socket Listen bound (nil: New binds it). New closes conn
-// if it fails; otherwise the caller must Run the node (which closes both)
-// or Close it.
-func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Transport) (_ *Node, err error) {
+// New validates cfg and opens the TUN device's queues (with openTun; nil is
+// tunnel.OpenQueues) on the underlay under, which FindUnderlay chose, to
+// forward over conns, the sockets Listen bound (nil: New binds them). New
+// closes conns if it fails; otherwise the caller must Run the node (which
+// closes them) or Close it.
+func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conns []Transport) (_ *Node, err error) {
 	defer func() {
-		if err != nil && conn != nil {
-			conn.Close()
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
 		}
 	}()
 	if err := cfg.Validate(); err != nil {
@@ -113,7 +107,7 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Tra
 		return nil, errors.New("--subnet: no subnet for this node (give one, or let gossip lease one)")
 	}
 	if openTun == nil {
-		openTun = tunnel.Open
+		openTun = tunnel.OpenQueues
 	}
 	codec, err := newCodec(cfg)
 	if err != nil {
@@ -125,19 +119,25 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Tra
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}
 	cfg.Listen = dataListen(cfg.Listen, under.Addr)
-	if conn == nil {
-		c, err := Listen(cfg.Listen, under.Addr)
-		if err != nil {
+	queues := cfg.queues()
+	if cfg.TunDriver == tunnel.DriverWater {
+		log.Info("the water TUN driver has one queue: one pipeline", "queues", queues)
+	}
+	if conns == nil {
+		if conns, err = listenQueues(cfg, log, queues); err != nil {
 			return nil, err
 		}
-		conn = c
 	}
-	dev, err := openTun(tunnel.Config{
+	if len(conns) != queues {
+		return nil, fmt.Errorf("--listen %s: %d sockets for %d queues", cfg.Listen, len(conns), queues)
+	}
+	devs, err := openTun(tunnel.Config{
 		Name:    cfg.TunName,
 		Driver:  cfg.TunDriver,
 		MTU:     mtu,
 		Address: netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
 		Routes:  []netip.Prefix{cfg.Network},
+		Queues:  queues,
 	}, log)
 	if err != nil {
 		if errors.Is(err, tunnel.ErrRouteExists) {
@@ -145,7 +145,13 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conn Tra
 		}
 		return nil, fmt.Errorf("--tun %s: %w", cfg.TunName, err)
 	}
-	return newNode(cfg, log, under, mtu, codec, dev, conn)
+	if len(devs) != queues {
+		for _, d := range devs {
+			d.Close()
+		}
+		return nil, fmt.Errorf("--tun %s: opened %d queues, want %d", cfg.TunName, len(devs), queues)
+	}
+	return newNode(cfg, log, under, mtu, codec, devs, conns)
 }
 
 // newCodec is the sealed codec keyed with cfg.Keys, or plaintext GENEVE
@@ -161,10 +167,14 @@ func newCodec(cfg Config) (encap.Codec, error) {
 	return c, nil
 }
 
-// newNode assembles a node from open parts (tests pass fakes).
-func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, dev tunnel.Device, conn Transport) (*Node, error) {
+// newNode assembles a node from open parts, one TUN queue and one socket per
+// pipeline (tests pass fakes).
+func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.Codec, devs []tunnel.Device, conns []Transport) (*Node, error) {
+	if len(devs) == 0 || len(devs) != len(conns) {
+		return nil, fmt.Errorf("%d TUN queues and %d sockets: want one each per pipeline", len(devs), len(conns))
+	}
 	n := &Node{
-		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: dev, conn: conn,
+		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: devs[0], conn: conns[0],
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
@@ -174,14 +184,22 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 	for _, k := range cfg.Keys {
 		n.secrets[encap.KeyID(k)] = k
 	}
+	for i := range devs {
+		n.queues = append(n.queues, &queue{index: i, tun: devs[i], conn: conns[i]})
+	}
 	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
 	n.table.Store(t)
 	return n, nil
 }
 
-// Close releases the TUN and the socket; Run does this itself on return.
+// Close releases the TUN queues and the sockets; Run does this itself on
+// return.
 func (n *Node) Close() error {
-	return errors.Join(n.tun.Close(), n.conn.Close())
+	var errs []error
+	for _, q := range n.queues {
+		errs = append(errs, q.tun.Close(), q.conn.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Run forwards traffic until ctx ends or a loop or a peer source fails, then
@@ -204,16 +222,18 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 			cancel(fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	wg.Go(func() { fail("tun → wire loop", newInside(n).run()) })
-	wg.Go(func() { fail("wire → tun loop", newOutside(n).run()) })
+	for _, q := range n.queues {
+		wg.Go(func() { fail(fmt.Sprintf("tun → wire loop %d", q.index), newInside(n, q).run()) })
+		wg.Go(func() { fail(fmt.Sprintf("wire → tun loop %d", q.index), newOutside(n, q).run()) })
+	}
 	wg.Go(func() { n.probe(ctx) })
 	wg.Go(func() { n.rekey(ctx) })
 	wg.Go(func() { n.answerProbes(ctx) })
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
-		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "mtu", n.mtu,
-		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.conn.Offloads())
+		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "queues", len(n.queues), "mtu", n.mtu,
+		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.udpOffloads())
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)
@@ -262,18 +282,6 @@ func (n *Node) setPeers(peers []peer.Info) {
 	n.peerErrs = seen
 	n.peerErrMu.Unlock()
 	n.log.Debug("routes updated", "peers", len(t.peers), "routed", len(t.byEndpoint))
-}
-
-// writeTUN hands a batch to the TUN; both loops call it.
-func (n *Node) writeTUN(bufs [][]byte) {
-	n.tunWriteMu.Lock()
-	err := n.tun.Write(bufs, tunnel.WriteOffset)
-	n.tunWriteMu.Unlock()
-	n.io.tunWrites.Add(1)
-	n.io.tunWritePackets.Add(uint64(len(bufs)))
-	if err != nil && !errors.Is(err, tunnel.ErrClosed) {
-		n.drops.add(dropTunWriteError, uint64(len(bufs))) // some of the batch may have gone through
-	}
 }
 
 // warnLimited logs an I/O failure of the forwarding loops at most as often

@@ -12,7 +12,8 @@ package node
 //
 // Decrypting into the TUN buffer is the one pass over each packet's bytes;
 // the buffer keeps the driver's virtio-header headroom in front and 64 KiB of
-// room behind for coalescing. One goroutine owns every buffer here.
+// room behind for coalescing. One goroutine per queue runs this loop and owns
+// every buffer here.
 
 import (
 	"net/netip"
@@ -24,20 +25,24 @@ import (
 
 type outside struct {
 	n      *Node
+	q      *queue
 	dgrams [][]byte // the socket's datagrams, valid until the next Read
 	eps    []netip.AddrPort
 	bufs   [][]byte // TUN buffers the inner packets are opened into
 	out    [][]byte
+	got    tally // packets from peers, written to their counters once a batch
 }
 
-func newOutside(n *Node) *outside {
-	batch := n.conn.BatchSize()
+func newOutside(n *Node, q *queue) *outside {
+	batch := q.conn.BatchSize()
 	o := &outside{
 		n:      n,
+		q:      q,
 		dgrams: make([][]byte, batch),
 		eps:    make([]netip.AddrPort, batch),
 		bufs:   make([][]byte, batch),
 		out:    make([][]byte, 0, batch),
+		got:    tally{rx: true},
 	}
 	// 64 KiB each behind the driver's headroom: any datagram opens into
 	// one, and the TUN driver coalesces TCP segments into a buffer's spare
@@ -53,7 +58,7 @@ func (o *outside) run() error {
 	n := o.n
 	errs := newLoopErrors(n, "UDP read", dropUDPReadError)
 	for {
-		count, err := n.conn.Read(o.dgrams, o.eps)
+		count, err := o.q.conn.Read(o.dgrams, o.eps)
 		if stop, err := errs.check(err); stop {
 			return err
 		}
@@ -62,8 +67,9 @@ func (o *outside) run() error {
 		for i := range count {
 			o.datagram(t, o.dgrams[i], o.eps[i])
 		}
+		o.got.flush()
 		if len(o.out) > 0 {
-			n.writeTUN(o.out)
+			n.writeTUN(o.q, o.out)
 		}
 	}
 }
@@ -111,7 +117,6 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 		n.drops.add(verdict, 1)
 		return
 	}
-	peer.rxPackets.Add(1)
-	peer.rxBytes.Add(uint64(len(inner)))
+	o.got.add(peer, len(inner))
 	o.out = append(o.out, buf[:tunnel.WriteOffset+len(inner)])
 }

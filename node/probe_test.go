@@ -13,6 +13,7 @@ import (
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 )
 
@@ -166,7 +167,7 @@ func TestControlNeverBlocks(t *testing.T) {
 	codec, _ := encap.NewPlain(1)
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Insecure, cfg.Subnet = "c", true, netip.MustParsePrefix("10.244.3.0/24")
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1400, codec, tunneltest.New("weft0", 1400, 8), &simConn{})
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1400, codec, []tunnel.Device{tunneltest.New("weft0", 1400, 8)}, []Transport{&simConn{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 )
 
@@ -55,7 +56,7 @@ func TestSealedPacketPathAllocs(t *testing.T) {
 		cfg.Name, cfg.Keys, cfg.Subnet = name, [][]byte{key}, netip.MustParsePrefix(subnet)
 		codec := sealed(t, name, key)
 		n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Underlay{}, 1424, codec,
-			tunneltest.New("weft0", 1424, 8), (&simNet{}).listen(p.Endpoint.String()))
+			[]tunnel.Device{tunneltest.New("weft0", 1424, 8)}, []Transport{(&simNet{}).listen(p.Endpoint.String())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func TestSealedPacketPathAllocs(t *testing.T) {
 	}
 	a := node("a", "10.244.1.0/24", testPeer("b", "10.244.2.0/24", "192.0.2.2:6081"))
 	b := node("b", "10.244.2.0/24", testPeer("a", "10.244.1.0/24", "192.0.2.1:6081"))
-	in := newInside(a)
+	in := newInside(a, a.queues[0])
 	pkt := packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	const runs = 1000
@@ -87,7 +88,7 @@ func TestSealedPacketPathAllocs(t *testing.T) {
 		in.packet(a.table.Load(), in.bufs[0], off, len(pkt))
 		dgrams = append(dgrams, bytes.Clone(in.dgrams[0]))
 	}
-	out := newOutside(b)
+	out := newOutside(b, b.queues[0])
 	from := netip.MustParseAddrPort("192.0.2.1:6081")
 	i := 0
 	allocs = testing.AllocsPerRun(runs, func() {

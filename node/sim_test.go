@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/peer"
+	"github.com/weftnet/weft/tunnel"
 	"github.com/weftnet/weft/tunnel/tunneltest"
 	"github.com/weftnet/weft/udp"
 )
@@ -174,7 +175,7 @@ func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec enca
 	dev := tunneltest.New("weft0", mtu, 8)
 	conn := sn.listen(ep)
 	under := Underlay{Interface: "sim0", Addr: conn.ep.Addr(), MTU: 1500, Why: "simulated"}
-	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), under, mtu, codec, dev, conn)
+	n, err := newNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), under, mtu, codec, []tunnel.Device{dev}, []Transport{conn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func TestPacketPathAllocs(t *testing.T) {
 
 func packetPathAllocs(t *testing.T, src netip.Addr) {
 	_, a, b := pair(t)
-	in := newInside(a.Node)
+	in := newInside(a.Node, a.queues[0])
 	pkt := packettest.UDP4Len(src, addr("10.244.2.6"), 1400, true)
 	off := a.codec.Headroom()
 	tb := a.table.Load()
@@ -383,7 +384,7 @@ func packetPathAllocs(t *testing.T, src netip.Addr) {
 	if allocs != 0 {
 		t.Errorf("inside: %.1f allocs per packet", allocs)
 	}
-	out := newOutside(b.Node)
+	out := newOutside(b.Node, b.queues[0])
 	dgram := append([]byte(nil), in.dgrams[0]...)
 	tb = b.table.Load()
 	allocs = testing.AllocsPerRun(1000, func() {

@@ -2,22 +2,16 @@ package node
 
 import (
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 )
 
-// ioCounters are the loops' I/O counters, bumped once per batch.
-type ioCounters struct {
-	tunReads, tunReadPackets   atomic.Uint64
-	tunWrites, tunWritePackets atomic.Uint64
-}
-
 // Status returns a snapshot of the node's state and counters.
 func (n *Node) Status() api.Status {
 	t := n.table.Load()
+	queues, io := n.queueStatus()
 	s := api.Status{
 		Name: n.cfg.Name, Address: n.cfg.Address(), Subnet: n.cfg.Subnet, Network: n.cfg.Network,
 		MTU: n.mtu, UptimeSeconds: time.Since(n.started).Round(time.Second).Seconds(),
@@ -25,14 +19,11 @@ func (n *Node) Status() api.Status {
 		Tun:          api.TunStatus{Name: n.tun.Name(), Driver: n.cfg.TunDriver},
 		Peers:        make([]api.PeerStatus, 0, len(t.peers)),
 		Drops:        n.drops.snapshot(),
-		Offloads:     api.OffloadStatus{Tun: api.TunOffloads(n.tun.Offloads()), UDP: api.UDPOffloads(n.conn.Offloads())},
+		Offloads:     api.OffloadStatus{Tun: api.TunOffloads(n.tun.Offloads()), UDP: api.UDPOffloads(n.udpOffloads())},
 		TraceReaders: n.trace.readers(),
 		IPMasq:       n.cfg.IPMasq,
-		IO: api.IOStatus{
-			TunReads: n.io.tunReads.Load(), TunReadPackets: n.io.tunReadPackets.Load(),
-			TunWrites: n.io.tunWrites.Load(), TunWritePackets: n.io.tunWritePackets.Load(),
-			UDP: api.UDPStats(n.conn.Stats()),
-		},
+		IO:           io,
+		Queues:       queues,
 	}
 	if c, ok := n.codec.(*encap.Sealed); ok {
 		ids, primary := c.KeyIDs()

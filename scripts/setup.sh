@@ -45,6 +45,21 @@ if [ ! -x "$plugins_dir/bridge" ] || [ ! -x "$plugins_dir/host-local" ]; then
     "github.com/containernetworking/plugins/plugins/ipam/host-local@$cni_plugins_version")
 fi
 
+# weft bench compares weft with wireguard-go, the userspace WireGuard, built
+# from the module proxy at the version go.mod pins for its TUN library into
+# $WEFT_WIREGUARD_GO (bench/wireguard.go looks there and in PATH). The bench
+# configures it over its UAPI socket: neither the wg tool nor the kernel
+# module is needed.
+wg_dir=${WEFT_WIREGUARD_GO:-/opt/weft-test/wireguard-go}
+wg_version=$(go list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
+if [ "$(cat "$wg_dir/VERSION" 2>/dev/null)" != "$wg_version" ]; then
+  echo "==> building wireguard-go $wg_version into $wg_dir"
+  mkdir -p "$wg_dir"
+  (cd / && GOBIN="$wg_dir" go install "golang.zx2c4.com/wireguard@$wg_version")
+  mv "$wg_dir/wireguard" "$wg_dir/wireguard-go"
+  echo "$wg_version" >"$wg_dir/VERSION"
+fi
+
 # The Kubernetes tier (e2e/kube_test.go) runs a real control plane: Debian's
 # etcd (3.4 works with kube-apiserver 1.34) and kube-apiserver,
 # kube-controller-manager and kubectl built from k8s.io/kubernetes through the

@@ -519,3 +519,125 @@ func TestCloseUnblocksReadAndRemovesLink(t *testing.T) {
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// TestQueues opens a device with several queues and sends many UDP flows
+// into it: every packet is read exactly once, each flow from one queue only
+// (the kernel's queue choice is per flow, which keeps flows in order), and
+// with 64 flows every queue gets some (all 64 hashing to fewer than 3 queues
+// has a chance of about 3·(2/3)^64, 2e-11). A packet written on any queue
+// reaches the kernel, and the link goes only with its last queue.
+func TestQueues(t *testing.T) {
+	testenv.Require(t)
+	const queues, flows = 3, 64
+	cfg := deviceConfig(tunnel.DriverWireguard)
+	cfg.Name = "wt-queues"
+	cfg.Queues = queues
+	devs, err := tunnel.OpenQueues(cfg, nil)
+	if err != nil {
+		t.Fatalf("OpenQueues: %v", err)
+	}
+	if len(devs) != queues {
+		for _, d := range devs {
+			d.Close()
+		}
+		t.Fatalf("OpenQueues gave %d devices, want %d", len(devs), queues)
+	}
+	readers := make([]*reader, queues)
+	for i, d := range devs {
+		checkDevice(t, d, cfg)
+		readers[i] = startReader(t, d, 0) // its cleanup closes d
+	}
+	checkLink(t, cfg)
+
+	// One socket per flow: each has its own source port.
+	for i := range flows {
+		conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(remoteDst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for range 3 {
+			if _, err := conn.Write([]byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type queued struct {
+		q   int
+		pkt []byte
+	}
+	all := make(chan queued)
+	stop := make(chan struct{})
+	defer close(stop)
+	for q, r := range readers {
+		go func() {
+			for {
+				select {
+				case p := <-r.pkts:
+					select {
+					case all <- queued{q, p.pkt}:
+					case <-stop:
+						return
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	queueOf := map[uint16]int{} // source port → the queue its packets came from
+	perQueue := make([]int, queues)
+	timeout := time.After(patience)
+	for got := 0; got < 3*flows; {
+		var p queued
+		select {
+		case p = <-all:
+		case <-timeout:
+			t.Fatalf("read %d of %d packets", got, 3*flows)
+		}
+		u, ok := packettest.ParseUDP4(p.pkt)
+		if !ok || u.Dst != remoteDst {
+			continue // router solicitations and the like
+		}
+		got++
+		perQueue[p.q]++
+		if prev, seen := queueOf[u.Src.Port()]; seen && prev != p.q {
+			t.Errorf("flow from port %d read from queues %d and %d", u.Src.Port(), prev, p.q)
+		}
+		queueOf[u.Src.Port()] = p.q
+	}
+	if len(queueOf) != flows {
+		t.Errorf("packets of %d flows read, want %d", len(queueOf), flows)
+	}
+	for q, n := range perQueue {
+		if n == 0 {
+			t.Errorf("queue %d read nothing (per queue: %v)", q, perQueue)
+		}
+	}
+
+	// Writing into the last queue reaches a kernel socket.
+	sock, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tunAddr.Addr(), 7777)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	pkt := packettest.WithUDPChecksum(packettest.UDP4(remoteSrc, netip.AddrPortFrom(tunAddr.Addr(), 7777), []byte("via the last queue"), true))
+	buf := append(make([]byte, tunnel.WriteOffset), pkt...)
+	if err := devs[queues-1].Write([][]byte{buf}, tunnel.WriteOffset); err != nil {
+		t.Fatalf("Write on queue %d: %v", queues-1, err)
+	}
+	sock.SetReadDeadline(time.Now().Add(patience))
+	b := make([]byte, 100)
+	if n, _, err := sock.ReadFromUDPAddrPort(b); err != nil || string(b[:n]) != "via the last queue" {
+		t.Errorf("socket read %q, %v", b[:n], err)
+	}
+
+	devs[0].Close()
+	if linkGone(cfg.Name) {
+		t.Errorf("closing queue 0 removed the link; %d queues are still open", queues-1)
+	}
+	for _, d := range devs[1:] {
+		d.Close()
+	}
+	testenv.WaitFor(t, patience, "link "+cfg.Name+" gone after every queue closed", func() bool { return linkGone(cfg.Name) })
+}

@@ -17,14 +17,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Open creates, configures and brings up the TUN device described by cfg.
-// The device (and its addresses and routes) lives until Device.Close or the
-// end of the process. If a link named cfg.Name already exists the error wraps
-// ErrExists. log may be nil.
+// Open creates, configures and brings up the TUN device described by cfg,
+// with one queue (cfg.Queues must be 0 or 1). The device (and its addresses
+// and routes) lives until Device.Close or the end of the process. If a link
+// named cfg.Name already exists the error wraps ErrExists. log may be nil.
 func Open(cfg Config, log *slog.Logger) (Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Queues > 1 {
+		return nil, fmt.Errorf("tun queues %d: Open opens one; use OpenQueues", cfg.Queues)
+	}
+	devs, err := OpenQueues(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return devs[0], nil
+}
+
+// OpenQueues is Open with cfg.Queues queues (at least one): it returns one
+// Device per queue. The device lives until every queue is closed.
+func OpenQueues(cfg Config, log *slog.Logger) ([]Device, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	queues := max(cfg.Queues, 1)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -38,14 +55,17 @@ func Open(cfg Config, log *slog.Logger) (Device, error) {
 
 	driver := cfg.driver()
 	var (
-		dev Device
-		err error
+		devs []Device
+		err  error
 	)
 	switch driver {
-	case DriverWater:
-		dev, err = openWater(cfg.Name, cfg.MTU)
+	case DriverWater: // one queue: Validate refuses more
+		var dev Device
+		if dev, err = openWater(cfg.Name, cfg.MTU); err == nil {
+			devs = []Device{dev}
+		}
 	default:
-		dev, err = openWireguard(cfg.Name, cfg.MTU)
+		devs, err = openWireguardQueues(cfg.Name, cfg.MTU, queues)
 	}
 	if errors.Is(err, unix.EBUSY) { // lost a race with another creator
 		return nil, existsError{cfg.Name}
@@ -54,17 +74,19 @@ func Open(cfg Config, log *slog.Logger) (Device, error) {
 		return nil, fmt.Errorf("create tun %q with driver %s: %w", cfg.Name, driver, err)
 	}
 	if err := configure(cfg); err != nil {
-		_ = dev.Close() // removes the link with whatever was configured
+		for _, dev := range devs {
+			_ = dev.Close() // the last removes the link with whatever was configured
+		}
 		return nil, err
 	}
 
-	off := dev.Offloads()
+	off := devs[0].Offloads()
 	log.Info("tun device up", "tun", cfg.Name, "driver", driver, "mtu", cfg.MTU,
-		"address", cfg.Address, "tso", off.TSO, "gro", off.GRO)
+		"address", cfg.Address, "queues", len(devs), "tso", off.TSO, "gro", off.GRO)
 	if driver == DriverWireguard && off.Reason != "" {
 		log.Warn("tun offloads off: expect lower throughput", "tun", cfg.Name, "err", off.Reason)
 	}
-	return dev, nil
+	return devs, nil
 }
 
 // configure sets the MTU, adds the address, brings the link up and adds the

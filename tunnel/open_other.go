@@ -21,3 +21,11 @@ var ErrNoPrivilege = errors.New("needs root or CAP_NET_ADMIN")
 
 // CheckAccess fails: TUN devices need Linux.
 func CheckAccess() error { return errors.New("tun devices are supported on Linux only") }
+
+// OpenQueues is Open with cfg.Queues queues; Linux only.
+func OpenQueues(cfg Config, log *slog.Logger) ([]Device, error) {
+	if _, err := Open(cfg, log); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("tun devices are supported on Linux only")
+}

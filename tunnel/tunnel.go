@@ -44,13 +44,15 @@ const (
 	MinMTU     = 576   // least IPv4 datagram every host must accept
 	MinMTU6    = 1280  // IPv6 minimum link MTU; the kernel disables IPv6 below it
 	MaxMTU     = 65535 // largest IP packet, and the TUN driver's max_mtu
+	MaxQueues  = 256   // the kernel's MAX_TAP_QUEUES
 )
 
-// Device is a TUN device. Packets are bare IPv4/IPv6 packets.
+// Device is a TUN device, or one queue of a multi-queue device. Packets are
+// bare IPv4/IPv6 packets.
 //
 // Read and Write may be called concurrently with each other (one reader
 // goroutine, one writer goroutine), but neither is safe for concurrent use
-// with itself.
+// with itself. The queues of one device are independent of each other.
 type Device interface {
 	// Read blocks until at least one packet is available and reads up to
 	// len(bufs) packets. Packet i is placed at bufs[i][offset:offset+sizes[i]].
@@ -89,8 +91,9 @@ type Device interface {
 	// Offloads says which offloads are active and why one is off.
 	Offloads() Offloads
 
-	// Close removes the device (and with it its addresses and routes).
-	// It unblocks a pending Read and may be called from any goroutine,
+	// Close removes the device (and with it its addresses and routes);
+	// of a multi-queue device, it detaches the queue, and the device goes
+	// with the last one. It unblocks a pending Read and may be called from any goroutine,
 	// concurrently with Read and Write. Calls after the first return nil.
 	Close() error
 }
@@ -116,6 +119,13 @@ type Config struct {
 	// Routes are installed through the interface once it is up (the whole
 	// overlay network). They go away with the interface.
 	Routes []netip.Prefix
+	// Queues is how many queues OpenQueues opens on the device, each a
+	// Device of its own that one reader and one writer use; 0 means 1.
+	// The kernel hands each flow's packets to one queue (by a hash of its
+	// addresses and ports, and then to the queue that last wrote that
+	// flow's packets in the other direction), so reading several queues in
+	// parallel keeps each flow in order. The water driver has one queue.
+	Queues int
 }
 
 // Validate reports the first problem with c, in words fit for a user. Open
@@ -131,6 +141,12 @@ func (c Config) Validate() error {
 	}
 	if c.driver() == "" {
 		return fmt.Errorf("unknown tun driver %q (valid: %s)", c.Driver, strings.Join(Drivers, ", "))
+	}
+	if c.Queues < 0 || c.Queues > MaxQueues {
+		return fmt.Errorf("tun queues %d out of range 1..%d", c.Queues, MaxQueues)
+	}
+	if c.Queues > 1 && c.driver() == DriverWater {
+		return fmt.Errorf("tun driver %s has one queue, not %d", DriverWater, c.Queues)
 	}
 	if !c.Address.IsValid() || c.Address.Addr().Is4In6() || c.Address.Addr().Zone() != "" {
 		return fmt.Errorf("tun address %q is not a plain IPv4 or IPv6 prefix", c.Address)

@@ -49,6 +49,12 @@ var badConfigs = []struct {
 	{"route with host bits", func(c *tunnel.Config) {
 		c.Routes = []netip.Prefix{netip.MustParsePrefix("10.99.1.1/16")}
 	}, "did you mean 10.99.0.0/16"},
+	{"negative queues", func(c *tunnel.Config) { c.Queues = -1 }, "tun queues -1 out of range 1..256"},
+	{"too many queues", func(c *tunnel.Config) { c.Queues = 257 }, "out of range 1..256"},
+	{"water with queues", func(c *tunnel.Config) {
+		c.Driver = tunnel.DriverWater
+		c.Queues = 2
+	}, "tun driver water has one queue, not 2"},
 }
 
 func TestValidate(t *testing.T) {

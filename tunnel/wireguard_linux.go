@@ -12,6 +12,13 @@ package tunnel
 // TUNSETOFFLOAD. createWireguardTUN does CreateTUN's first half (adding
 // IFF_TUN_EXCL, so the kernel refuses a name that appeared since Open's check)
 // and hands the file to tun.CreateTUNFromFile, which is the rest of it.
+//
+// Several queues (openWireguardQueues) are the same steps once per queue: the
+// first TUNSETIFF creates the device with IFF_MULTI_QUEUE, each later one on
+// the same name attaches another queue (same flags, no IFF_TUN_EXCL), and
+// every queue's file goes to CreateTUNFromFile, which has no multi-queue
+// option of its own. Each queue is a Device of its own; the link goes when
+// the last is closed.
 
 import (
 	"errors"
@@ -64,12 +71,53 @@ type wireguardDevice struct {
 var _ Device = (*wireguardDevice)(nil)
 
 func openWireguard(name string, mtu int) (Device, error) {
-	dev, ready, err := createWireguardTUN(name, mtu, true)
-	var refused error
-	if errors.Is(err, errOffloadRefused) {
-		refused = err
-		dev, ready, err = createWireguardTUN(name, mtu, false)
+	devs, err := openWireguardQueues(name, mtu, 1)
+	if err != nil {
+		return nil, err
 	}
+	return devs[0], nil
+}
+
+// openWireguardQueues creates the device with n queues (n > 1 turns on
+// IFF_MULTI_QUEUE). On error nothing is left open.
+func openWireguardQueues(name string, mtu, n int) ([]Device, error) {
+	tf := tunFlags{multiQueue: n > 1, vnetHdr: true}
+	first, err := newWireguardQueue(name, mtu, tf, nil)
+	if errors.Is(err, errOffloadRefused) {
+		tf.vnetHdr = false
+		first, err = newWireguardQueue(name, mtu, tf, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	devs := []Device{first}
+	tf.attach = true // the device exists now: join it, do not refuse it
+	for i := 1; i < n; i++ {
+		d, err := newWireguardQueue(name, mtu, tf, nil)
+		if err != nil {
+			for _, d := range devs {
+				d.Close()
+			}
+			return nil, fmt.Errorf("attach TUN queue %d of %d: %w", i+1, n, err)
+		}
+		d.offloads = first.offloads // the offloads are the device's, decided once
+		devs = append(devs, d)
+	}
+	return devs, nil
+}
+
+// tunFlags are the TUNSETIFF choices: every queue of a device must make the
+// same ones, or the kernel refuses to attach it.
+type tunFlags struct {
+	multiQueue bool // IFF_MULTI_QUEUE: the device takes more than one queue
+	vnetHdr    bool // IFF_VNET_HDR, and with it TSO and GRO
+	attach     bool // a later queue of an existing device: no IFF_TUN_EXCL
+}
+
+// newWireguardQueue opens one queue (the first creates the device); refused
+// is the offload refusal that made the caller drop vnetHdr, for Offloads.
+func newWireguardQueue(name string, mtu int, tf tunFlags, refused error) (*wireguardDevice, error) {
+	dev, ready, err := createWireguardTUN(name, mtu, tf)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +140,7 @@ func openWireguard(name string, mtu int) (Device, error) {
 
 // createWireguardTUN creates the device, returning with it a second file on
 // the TUN (see Read); on error nothing is left open.
-func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, *os.File, error) {
+func createWireguardTUN(name string, mtu int, tf tunFlags) (wgtun.Device, *os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open /dev/net/tun: %w", err)
@@ -102,8 +150,14 @@ func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, *os.F
 		unix.Close(fd)
 		return nil, nil, err
 	}
-	flags := unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL
-	if vnetHdr {
+	flags := unix.IFF_TUN | unix.IFF_NO_PI
+	if !tf.attach {
+		flags |= unix.IFF_TUN_EXCL
+	}
+	if tf.multiQueue {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	if tf.vnetHdr {
 		flags |= unix.IFF_VNET_HDR
 	}
 	ifr.SetUint16(uint16(flags))
@@ -111,7 +165,7 @@ func createWireguardTUN(name string, mtu int, vnetHdr bool) (wgtun.Device, *os.F
 		unix.Close(fd)
 		return nil, nil, fmt.Errorf("TUNSETIFF: %w", err)
 	}
-	if vnetHdr {
+	if tf.vnetHdr {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunTCPOffloads); err != nil {
 			unix.Close(fd) // the non-persistent link goes with it
 			return nil, nil, fmt.Errorf("%w: %w", errOffloadRefused, err)

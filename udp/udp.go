@@ -9,6 +9,7 @@
 package udp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +115,12 @@ type Conn struct {
 // Listen opens the socket described by cfg, sizes its buffers, enables GRO and
 // probes GSO (unless disabled), and preallocates the batch state.
 func Listen(cfg Config) (*Conn, error) {
+	return listenConn(cfg, false)
+}
+
+// listenConn is Listen, with SO_REUSEPORT set before the bind when reusePort
+// (ListenGroup).
+func listenConn(cfg Config, reusePort bool) (*Conn, error) {
 	if !cfg.Listen.IsValid() {
 		return nil, fmt.Errorf("udp: invalid listen address %v", cfg.Listen)
 	}
@@ -128,13 +135,18 @@ func Listen(cfg Config) (*Conn, error) {
 	if addr.Addr().Is6() {
 		network = "udp6"
 	}
-	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(addr))
+	var lc net.ListenConfig
+	if reusePort {
+		lc.Control = setReusePort
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("udp: listen %v: %w", addr, ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("udp: listen %v: %w", addr, err)
 	}
+	uc := pc.(*net.UDPConn)
 	c := &Conn{uc: uc, v6: network == "udp6", batch: cfg.BatchSize}
 	if c.v6 {
 		c.bc = ipv6.NewPacketConn(uc)

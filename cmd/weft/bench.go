@@ -31,6 +31,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	underlay := fs.String("underlay", string(bench.Wire), "underlay `mode`: wire (1500-byte frames), offload (GSO superpackets) or both")
 	fs.IntVar(&cfg.Seconds, "seconds", cfg.Seconds, "`seconds` per iperf3 run")
 	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "repetitions of every step per path (the report shows median and min–max)")
+	fs.Func("flows", "comma-separated TCP stream `counts` (iperf3 -P), 1 among them (default 1,4)", func(s string) (err error) { cfg.Flows, err = bench.ParseFlows(s); return err })
 	jsonFile := fs.String("json", "", "write every sample, the medians, ratios and machine info as JSON to `file`")
 	chartFile := fs.String("chart", "", "write an SVG bar chart to `file`")
 	fs.StringVar(&cfg.Binary, "binary", "", "weft `executable` to benchmark (default: this one)")

@@ -22,6 +22,8 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--subnet", "10.244.1.5/24"}, "--subnet"},
 		{[]string{"--network", "10.244.0.1/16", "--subnet", "10.244.1.0/24"}, "--network"},
 		{[]string{"--subnet", "10.244.1.0/24", "--tun-driver", "tap"}, "--tun-driver"},
+		{[]string{"--subnet", "10.244.1.0/24", "--queues", "65"}, "--queues 65: want 1 to 64"},
+		{[]string{"--subnet", "10.244.1.0/24", "--queues", "2", "--tun-driver", "water"}, "--queues 2: the water TUN driver has one queue"},
 		{[]string{"--subnet", "10.244.1.0/24", "--tun", "a-very-long-tun-name"}, "--tun"},
 		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.2.0/24@192.0.2.2", "--peer", "c=10.244.2.128/25@192.0.2.3"}, "--peer"},
 		{[]string{"--subnet", "10.244.1.0/24", "--peer", "b=10.244.1.0/25@192.0.2.2"}, "--peer"},

@@ -61,6 +61,7 @@ func parseUp(args []string, stdout, stderr io.Writer) (upOptions, error) {
 	fs.DurationVar(&a.LeaseTTL, "lease-ttl", a.LeaseTTL, "how long a gone node's subnet stays reserved (`duration`)")
 	fs.StringVar(&cfg.TunName, "tun", cfg.TunName, "TUN interface `name`")
 	fs.StringVar(&cfg.TunDriver, "tun-driver", cfg.TunDriver, "TUN `driver`: "+strings.Join(tunnel.Drivers, " or "))
+	fs.IntVar(&cfg.Queues, "queues", 0, "parallel pipelines (TUN queue, socket and loop pair each): `N`, 1 to 64 (default min(cores, 8); water: 1)")
 	fs.StringVar(&a.StateDir, "state-dir", a.StateDir, "`directory` for persistent state (subnet leases)")
 	fs.StringVar(&a.RunDir, "run-dir", a.RunDir, "`directory` for the control socket and subnet.env")
 	keyFile := fs.String("key-file", "", "cluster key `file` from 'weft keygen' (mode 0600; one key per line, the first is sent with)")
