@@ -84,6 +84,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, k)
 	}
+	if err := cfg.Node.DeriveSubnet6(); err != nil {
+		closeGossip(m)
+		return err
+	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun)
 	if err != nil {
 		closeGossip(m)
@@ -116,7 +120,8 @@ func Run(ctx context.Context, cfg Config) error {
 // socket: subnet.env and metrics. remove takes subnet.env away again.
 func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership) (remove func(), err error) {
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
-	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
+	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU(),
+		Network6: cfg.Node.Network6, Subnet6: cfg.Node.Subnet6}
 	if err := subnetenv.Write(envFile, env); err != nil {
 		return nil, fmt.Errorf("--run-dir: %w", err)
 	}

@@ -139,11 +139,11 @@ func (in *inside) route(t *table, ip ipInfo, ok bool, size int) (*Peer, dropReas
 	switch {
 	case !ok:
 		return nil, dropTunMalformed
-	case !n.cfg.Network.Contains(ip.dst):
+	case !n.cfg.inNetwork(ip.dst):
 		return nil, dropNotOverlay
-	case !n.cfg.Subnet.Contains(ip.src):
+	case !n.cfg.inSubnet(ip.src):
 		return nil, dropForeignSource
-	case n.cfg.Subnet.Contains(ip.dst):
+	case n.cfg.inSubnet(ip.dst):
 		return nil, dropLocalDest
 	case size > n.mtu:
 		return nil, dropTooBig

@@ -110,11 +110,12 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
 	dev, err := openTun(tunnel.Config{
-		Name:    cfg.TunName,
-		Driver:  cfg.TunDriver,
-		MTU:     mtu,
-		Address: netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
-		Routes:  []netip.Prefix{cfg.Network},
+		Name:     cfg.TunName,
+		Driver:   cfg.TunDriver,
+		MTU:      mtu,
+		Address:  netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
+		Address6: tunAddress6(&cfg),
+		Routes:   tunRoutes(&cfg),
 	}, log)
 	if err != nil {
 		conn.Close()
@@ -152,7 +153,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 	for _, k := range cfg.Keys {
 		n.secrets[encap.KeyID(k)] = k
 	}
-	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
+	t, _ := buildTableIn(nil, cfg.overlay(), codec, nil)
 	n.table.Store(t)
 	return n, nil
 }
@@ -188,7 +189,7 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
-		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "mtu", n.mtu,
+		"address6", n.cfg.Address6(), "subnet6", n.cfg.Subnet6, "listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "mtu", n.mtu,
 		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.conn.Offloads())
 
 	<-ctx.Done()
@@ -224,7 +225,7 @@ func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []pee
 // setPeers swaps in a routing table for peers. Peers that do not check out
 // are left out and logged once per distinct reason, not on every update.
 func (n *Node) setPeers(peers []peer.Info) {
-	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.codec, n.table.Load())
+	t, errs := buildTableIn(peers, n.cfg.overlay(), n.codec, n.table.Load())
 	n.table.Store(t)
 	n.peerErrMu.Lock()
 	seen := make(map[string]bool, len(errs))

@@ -103,9 +103,9 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 	switch {
 	case !ok:
 		verdict = encapReason(encap.ErrInner) // unreachable: Open checked the header
-	case !peer.Subnet.Contains(ip.src):
+	case !peer.sourceOK(ip.src):
 		verdict = dropSpoofedSource
-	case !n.cfg.Subnet.Contains(ip.dst):
+	case !n.cfg.inSubnet(ip.dst):
 		verdict = dropNotOurSubnet
 	}
 	if n.trace.on() {

@@ -21,6 +21,12 @@ type Peer struct {
 	*counters
 }
 
+// sourceOK reports whether src may be the source of a packet from p: it
+// lies in one of p's subnets (anti-spoofing, both families).
+func (p *Peer) sourceOK(src netip.Addr) bool {
+	return p.Subnet.Contains(src) || p.Subnet6.Contains(src)
+}
+
 // counters are updated by the forwarding loops without locks. rx is the
 // codec's receive state for the peer (session keys, replay window).
 type counters struct {
@@ -51,11 +57,17 @@ func (t *table) has(name string) bool {
 	return ok
 }
 
-// buildTable checks a peer set against this node's own network and subnet
-// and returns the new snapshot. A peer that does not check out (outside the
-// network, overlapping another, a name or endpoint twice) is left out and
-// reported in errs; the rest is routed. Counters carry over from old by name.
+// buildTable is buildTableIn for a single-stack node.
 func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec, old *table) (t *table, errs []error) {
+	return buildTableIn(infos, overlay{network: network, subnet: own}, codec, old)
+}
+
+// buildTableIn checks a peer set against this node's own networks and
+// subnets and returns the new snapshot. A peer that does not check out
+// (outside the network, overlapping another, a name or endpoint twice) is
+// left out and reported in errs; the rest is routed, both its subnets when
+// it is dual-stack. Counters carry over from old by name.
+func buildTableIn(infos []peer.Info, ov overlay, codec encap.Codec, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {
@@ -65,7 +77,7 @@ func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec,
 	t = &table{routes: new(bart.Table[*Peer]), byEndpoint: make(map[netip.AddrPort]*Peer, len(infos))}
 	names := map[string]bool{}
 	for _, in := range infos {
-		if err := t.check(in, names, network, own); err != nil {
+		if err := t.checkDual(in, names, ov); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -79,6 +91,9 @@ func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec,
 		t.peers = append(t.peers, p)
 		if in.State.Routable() {
 			t.routes.Insert(in.Subnet, p)
+			if in.Subnet6.IsValid() {
+				t.routes.Insert(in.Subnet6, p)
+			}
 			t.byEndpoint[in.Endpoint] = p
 		}
 	}

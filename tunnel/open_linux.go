@@ -84,6 +84,12 @@ func configure(cfg Config) error {
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", cfg.Address, cfg.Name, err)
 	}
+	if cfg.Address6.IsValid() {
+		a6 := &netlink.Addr{IPNet: ipNet(cfg.Address6), Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrAdd(link, a6); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", cfg.Address6, cfg.Name, err)
+		}
+	}
 	if !cfg.usesIPv6() {
 		// An IPv4 overlay has no use for the link-local address and the
 		// router solicitations and MLD reports the kernel would send.
