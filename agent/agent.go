@@ -145,6 +145,7 @@ func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, e
 	mc := membership.DefaultConfig()
 	mc.Name, mc.Advertise, mc.GossipPort, mc.Join = cfg.Node.Name, advertise, cfg.GossipPort, cfg.Join
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
+	mc.Network6, mc.SubnetLen6 = cfg.Node.Network6, cfg.Node.SubnetLen6
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
 	for _, p := range cfg.Node.Peers { // gossip never hands out a static peer's subnet
