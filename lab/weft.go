@@ -60,10 +60,10 @@ type Weft struct {
 	// Subnet6 and Addr6 are the IPv6 ones of a dual-stack node; zero without.
 	Subnet6 netip.Prefix
 	Addr6   netip.Addr
-	RunDir string
-	Args   []string // the full `weft up` arguments
-	Proc   *Proc
-	binary string
+	RunDir  string
+	Args    []string // the full `weft up` arguments
+	Proc    *Proc
+	binary  string
 }
 
 // StartWeft runs `weft up` on every host of the lab (PrepareWeft), one after
