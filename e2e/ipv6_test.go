@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
@@ -138,4 +139,32 @@ func TestDualStackIPv6Underlay(t *testing.T) {
 	if s.Underlay.Addr != nodes[0].Host.Addr6 || s.MTU != 1500-48-(1500-28-1424) {
 		t.Errorf("underlay %s, MTU %d; want %s and %d", s.Underlay.Addr, s.MTU, nodes[0].Host.Addr6, 1500-48-(1500-28-1424))
 	}
+}
+
+// TestCNIDualStack: weft-cni on dual-stack nodes gives each pod an address
+// of each family, and pods reach each other, on one host and across, over
+// both.
+func TestCNIDualStack(t *testing.T) {
+	testenv.Require(t)
+	requireTools(t, "ip", "ethtool", "ping")
+	cnitool, err := cnitest.Cnitool()
+	testenv.Need(t, err)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	l, nodes := dualStackLab(t, "dc", 2, lab.WeftConfig{})
+	h1, h2 := installCNI(t, l, nodes[0], set, cnitool), installCNI(t, l, nodes[1], set, cnitool)
+	a1, b1, a2 := h1.newPod("a"), h1.newPod("b"), h2.newPod("a")
+	for _, p := range []*pod{a1, b1, a2} {
+		p.host.add(p)
+	}
+	for _, hop := range []struct {
+		from *pod
+		to   *pod
+	}{{a1, a2}, {a2, a1}, {a1, b1}, {a2, b1}} {
+		waitPing(t, hop.from.Host, hop.to.addr)
+		waitPing(t, hop.from.Host, hop.to.addr6)
+	}
+	waitPing(t, a2.Host, nodes[0].Addr6)                 // the other host's overlay address
+	waitPing(t, a1.Host, nodes[0].Subnet6.Addr().Next()) // its gateway on cni0
+	tcpTransferTo(t, a1.Host, a2.Host, a2.addr6, 4<<20)  // pod to pod over IPv6
 }
