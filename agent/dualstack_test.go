@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/weftnet/weft/kube"
@@ -39,5 +41,24 @@ func TestIPv6OnlyRefused(t *testing.T) {
 	c.Node.Insecure, c.Node.Network6 = true, netip.MustParsePrefix("fd00:10:244::/56")
 	if err := c.Validate(); err != nil {
 		t.Errorf("dual-stack gossip node: %v", err)
+	}
+}
+
+func TestKubeSubnet6(t *testing.T) {
+	c := DefaultConfig()
+	c.Log = slog.New(slog.DiscardHandler)
+	s6 := netip.MustParsePrefix("fd00:10:244:3::/64")
+	if err := kubeSubnet6(&c, s6); err != nil || c.Node.Subnet6.IsValid() {
+		t.Fatalf("single-stack node took %s: %v", c.Node.Subnet6, err)
+	}
+	c.Node.Network6 = netip.MustParsePrefix("fd00:10:244::/56")
+	if err := kubeSubnet6(&c, s6); err != nil || c.Node.Subnet6 != s6 {
+		t.Fatalf("dual-stack node: %s, %v", c.Node.Subnet6, err)
+	}
+	for _, bad := range []netip.Prefix{{}, netip.MustParsePrefix("fd00:99::/64")} {
+		c.Node.Subnet6 = netip.Prefix{}
+		if err := kubeSubnet6(&c, bad); err == nil || !strings.Contains(err.Error(), "--network") {
+			t.Errorf("podCIDR %v: %v", bad, err)
+		}
 	}
 }

@@ -64,6 +64,11 @@ func (c *Config) validate6() error {
 		if c.Subnet6.IsValid() {
 			return fmt.Errorf("IPv6 subnet %s needs an IPv6 --network", c.Subnet6)
 		}
+		for _, p := range c.Peers {
+			if p.Subnet6.IsValid() {
+				return fmt.Errorf("--peer %s has the IPv6 subnet %s: give the IPv6 --network too", p.Name, p.Subnet6)
+			}
+		}
 		return nil
 	}
 	switch {
@@ -82,7 +87,8 @@ func (c *Config) validate6() error {
 }
 
 // checkDual says why in cannot join t, if it cannot: check for its IPv4
-// subnet, then the same rules for its IPv6 one.
+// subnet, then the same rules for its IPv6 one. A single-stack node
+// ignores a peer's IPv6 subnet (a dual-stack Kubernetes cluster's Nodes).
 func (t *table) checkDual(in peer.Info, names map[string]bool, ov overlay) error {
 	if err := t.check(in, names, ov.network, ov.subnet); err != nil || !in.Subnet6.IsValid() {
 		return err
@@ -90,7 +96,7 @@ func (t *table) checkDual(in peer.Info, names map[string]bool, ov overlay) error
 	s6 := in.Subnet6
 	switch {
 	case !ov.network6.IsValid():
-		return fmt.Errorf("peer %q: has the IPv6 subnet %s, but this node has no IPv6 --network", in.Name, s6)
+		return nil // a single-stack node routes only the IPv4 subnet (buildTableIn)
 	case !ov.network6.Contains(s6.Addr()) || s6.Bits() < ov.network6.Bits():
 		return fmt.Errorf("peer %q: subnet %s is not inside the network %s", in.Name, s6, ov.network6)
 	case !in.State.Routable():

@@ -86,6 +86,10 @@ func TestValidateDualStack(t *testing.T) {
 		{func(c *Config) { c.Subnet6 = netip.MustParsePrefix("fd00:10:245::/64") }, "not a subnet of --network"},
 		{func(c *Config) { c.Network6 = netip.Prefix{}; c.Subnet6 = ownNet6 }, "needs an IPv6 --network"},
 		{func(c *Config) {
+			c.Network6 = netip.Prefix{}
+			c.Peers = []peer.Info{testPeer6("b", "10.244.2.0/24", "fd00:10:244:2::/64", "192.0.2.2:6081")}
+		}, "give the IPv6 --network too"},
+		{func(c *Config) {
 			c.Peers = []peer.Info{testPeer6("b", "10.244.2.0/24", "fd00:10:245:2::/64", "192.0.2.2:6081")}
 		}, "--peer"},
 	} {
@@ -139,8 +143,9 @@ func TestTableDualStack(t *testing.T) {
 			t.Errorf("%s: errs %v, %d routed", name, errs, len(tb.byEndpoint))
 		}
 	}
-	// A single-stack node refuses a dual-stack peer rather than half-route it.
-	if _, errs := buildTableIn([]peer.Info{testPeer6("b", "10.244.2.0/24", "fd00:10:244:2::/64", "192.0.2.2:6081")}, overlay{network: testNet, subnet: ownNet}, plain, nil); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no IPv6 --network") {
+	// A single-stack node routes a dual-stack peer's IPv4 subnet only.
+	tb, errs = buildTableIn([]peer.Info{testPeer6("b", "10.244.2.0/24", "fd00:10:244:2::/64", "192.0.2.2:6081")}, overlay{network: testNet, subnet: ownNet}, plain, nil)
+	if errs != nil || tb.lookup(addr("10.244.2.1")) == nil || tb.lookup(addr("fd00:10:244:2::1")) != nil {
 		t.Errorf("single-stack node: %v", errs)
 	}
 }

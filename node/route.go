@@ -91,7 +91,7 @@ func buildTableIn(infos []peer.Info, ov overlay, codec encap.Codec, old *table) 
 		t.peers = append(t.peers, p)
 		if in.State.Routable() {
 			t.routes.Insert(in.Subnet, p)
-			if in.Subnet6.IsValid() {
+			if in.Subnet6.IsValid() && ov.network6.IsValid() {
 				t.routes.Insert(in.Subnet6, p)
 			}
 			t.byEndpoint[in.Endpoint] = p
