@@ -121,7 +121,9 @@ func TestNoICMPv6AboutErrorsBehindExtensions(t *testing.T) {
 	src, dst := addr("fd00:10:244:1::5"), addr("fd00:10:244:2::6")
 	icmp := func(typ byte) []byte { return []byte{typ, 0, 0, 0, 0, 0, 0, 0} }
 	hop := func(next byte) []byte { return []byte{next, 0, 1, 4, 0, 0, 0, 0} }
-	frag := func(next byte, offset uint16) []byte { return []byte{next, 0, byte(offset >> 8), byte(offset), 0, 0, 0, 1} }
+	frag := func(next byte, offset uint16) []byte {
+		return []byte{next, 0, byte(offset >> 8), byte(offset), 0, 0, 0, 1}
+	}
 	for _, tc := range []struct {
 		name string
 		next byte
