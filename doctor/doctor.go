@@ -50,6 +50,7 @@ func Check(s *api.Status) []Finding {
 	f.ok("node %s is running (subnet %s, up %s)", s.Name, s.Subnet, time.Duration(s.UptimeSeconds)*time.Second)
 	checkTun(&f, s)
 	checkForwarding(&f)
+	checkDualStack(&f, s)
 	checkKeys(&f, s)
 	checkClock(&f, s)
 	checkPeers(&f, s)

@@ -52,6 +52,9 @@ func checkDualStack(t *testing.T, nodes []*lab.Weft) {
 			t.Errorf("%s: status text lacks its subnet6:\n%s", w.Name, text)
 		}
 	}
+	if r := runWeft(t, a.Host, "doctor", "--run-dir", a.RunDir); !strings.Contains(r.stdout, "IPv6 routes to "+overlayNet6.String()+" go through weft0") || !strings.Contains(r.stdout, "IPv6 forwarding is on") {
+		t.Errorf("weft doctor on %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
+	}
 	ping(t, a, b, 3)
 	ping(t, b, a, 3)
 	for _, pair := range [][2]*lab.Weft{{a, b}, {b, a}} {
