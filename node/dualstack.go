@@ -17,12 +17,31 @@ import (
 
 // overlay is this node's view of the overlay: its networks and subnets,
 // the IPv6 ones zero on a single-stack node.
+// listen is the UDP listen address, whose family limits the peers' (zero:
+// not checked).
 type overlay struct {
 	network, subnet, network6, subnet6 netip.Prefix
+	listen                             netip.Addr
 }
 
 func (c *Config) overlay() overlay {
-	return overlay{network: c.Network, subnet: c.Subnet, network6: c.Network6, subnet6: c.Subnet6}
+	return overlay{network: c.Network, subnet: c.Subnet, network6: c.Network6, subnet6: c.Subnet6, listen: c.Listen.Addr()}
+}
+
+// endpointFamily says why a peer at ep cannot be reached from a socket on
+// listen, if it cannot: an IPv4 socket reaches no IPv6 endpoint, and one
+// bound to a specific IPv6 address no IPv4 one. Mixed clusters, where some
+// nodes are reachable over one family only, are refused here, by peer.
+func endpointFamily(name string, ep netip.AddrPort, listen netip.Addr) error {
+	switch {
+	case !listen.IsValid():
+		return nil
+	case listen.Is4() && ep.Addr().Is6():
+		return fmt.Errorf("peer %q: endpoint %s is IPv6, but this node listens on IPv4 (%s): give every node an underlay of one family (--advertise, --listen '[::]:6081')", name, ep, listen)
+	case listen.Is6() && !listen.IsUnspecified() && ep.Addr().Is4():
+		return fmt.Errorf("peer %q: endpoint %s is IPv4, but this node listens on %s only: give every node an underlay of one family", name, ep, listen)
+	}
+	return nil
 }
 
 // inNetwork reports whether a lies in the overlay, either family.
@@ -90,8 +109,14 @@ func (c *Config) validate6() error {
 // subnet, then the same rules for its IPv6 one. A single-stack node
 // ignores a peer's IPv6 subnet (a dual-stack Kubernetes cluster's Nodes).
 func (t *table) checkDual(in peer.Info, names map[string]bool, ov overlay) error {
-	if err := t.check(in, names, ov.network, ov.subnet); err != nil || !in.Subnet6.IsValid() {
+	if err := t.check(in, names, ov.network, ov.subnet); err != nil {
 		return err
+	}
+	if err := endpointFamily(in.Name, in.Endpoint, ov.listen); err != nil && in.State.Routable() {
+		return err
+	}
+	if !in.Subnet6.IsValid() {
+		return nil
 	}
 	s6 := in.Subnet6
 	switch {

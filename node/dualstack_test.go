@@ -244,3 +244,29 @@ func TestSimDualStack(t *testing.T) {
 	sn.send(a.conn.ep, b.conn.ep, seal(good))
 	nextIs(t, b.tun, good)
 }
+
+// A node listening on IPv4 refuses peers reachable over IPv6 only, and one
+// bound to an IPv6 address those over IPv4: mixed clusters are refused by
+// peer, with the flags to change.
+func TestTableEndpointFamily(t *testing.T) {
+	v6peer := testPeer("c", "10.244.3.0/24", "[fd00::3]:6081")
+	v4peer := testPeer("b", "10.244.2.0/24", "192.0.2.2:6081")
+	for _, tc := range []struct {
+		listen string
+		peer   peer.Info
+		err    string
+	}{
+		{"0.0.0.0", v4peer, ""},
+		{"0.0.0.0", v6peer, "listens on IPv4"},
+		{"192.0.2.1", v6peer, "listens on IPv4"},
+		{"::", v6peer, ""},
+		{"::", v4peer, ""},
+		{"fd00::1", v6peer, ""},
+		{"fd00::1", v4peer, "listens on fd00::1 only"},
+	} {
+		_, errs := buildTableIn([]peer.Info{tc.peer}, overlay{network: testNet, subnet: ownNet, listen: addr(tc.listen)}, plain, nil)
+		if (tc.err == "") != (errs == nil) || tc.err != "" && !strings.Contains(errs[0].Error(), tc.err) {
+			t.Errorf("listen %s, peer %s: %v, want %q", tc.listen, tc.peer.Endpoint, errs, tc.err)
+		}
+	}
+}
