@@ -77,8 +77,12 @@ func (c *Config) DeriveSubnet6() error {
 	return nil
 }
 
-// validate6 checks the IPv6 half of a dual-stack configuration.
+// validate6 checks the IPv6 half of a dual-stack configuration, and that
+// the data socket can receive on the advertised address's family.
 func (c *Config) validate6() error {
+	if a, l := c.Advertise, c.Listen.Addr(); a.Is6() && l.Is4() || a.Is4() && l.Is6() && !l.IsUnspecified() {
+		return fmt.Errorf("--listen %s cannot receive what peers send to --advertise %s: use --listen '[::]:%d' (or an address of the same family)", c.Listen, a, c.Listen.Port())
+	}
 	if !c.Network6.IsValid() {
 		if c.Subnet6.IsValid() {
 			return fmt.Errorf("IPv6 subnet %s needs an IPv6 --network", c.Subnet6)

@@ -81,6 +81,8 @@ func TestValidateDualStack(t *testing.T) {
 	}{
 		{func(c *Config) { c.Network6 = netip.MustParsePrefix("fd00:10:244::/60") }, "--subnet-len6"},
 		{func(c *Config) { c.SubnetLen6 = 56 }, "--subnet-len6 56"},
+		{func(c *Config) { c.Advertise = addr("fd00::1") }, "--listen '[::]:6081'"},
+		{func(c *Config) { c.Advertise, c.Listen = addr("192.0.2.1"), netip.MustParseAddrPort("[fd00::1]:6081") }, "cannot receive"},
 		{func(c *Config) { c.Network6 = netip.MustParsePrefix("fd00:10:244::1/56") }, "not a network address"},
 		{func(c *Config) { c.Network, c.SubnetLen = netip.MustParsePrefix("fd01::/48"), 64 }, "one IPv4 and one IPv6"},
 		{func(c *Config) { c.Subnet6 = netip.MustParsePrefix("fd00:10:245::/64") }, "not a subnet of --network"},
