@@ -7,11 +7,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
@@ -37,8 +39,13 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("--insecure: OVERLAY TRAFFIC IS NEITHER AUTHENTICATED NOR ENCRYPTED; anyone who can reach the UDP port can inject packets into every container, and anyone on the underlay can read them")
 	}
 	// One underlay decision for gossip and the data plane alike.
-	under, err := node.FindUnderlay(cfg.Node.Advertise, cfg.Node.Listen.Addr())
+	under, err := node.FindUnderlay(&cfg.Node)
 	if err != nil {
+		return err
+	}
+	log.Info("underlay chosen", "interface", under.Interface, "address", under.Addr, "why", under.Why,
+		"candidates", candidateList(under.Candidates))
+	if err := node.CheckPeers(&cfg.Node, under); err != nil {
 		return err
 	}
 	var sources []peer.Source
@@ -71,6 +78,10 @@ func Run(ctx context.Context, cfg Config) error {
 			if ctx.Err() != nil {
 				log.Info("stopped while joining the cluster", "err", err)
 				return nil
+			}
+			if errors.Is(err, membership.ErrEndpointInUse) {
+				return fmt.Errorf("%w; this node took %s from %s (%s): say which address the nodes share with --iface (an interface name, glob or CIDR) or --advertise",
+					err, under.Addr, under.Interface, under.Why)
 			}
 			return err
 		}
@@ -116,6 +127,15 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
+// candidateList is Underlay.Candidates for the log: "eth0=10.0.2.15 eth1=…".
+func candidateList(cs []api.Candidate) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.Interface + "=" + c.Addr.String()
+	}
+	return strings.Join(parts, " ")
+}
+
 // publish makes the running node visible on the host beside its control
 // socket: subnet.env and metrics. remove takes subnet.env away again.
 func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership) (remove func(), err error) {
@@ -144,6 +164,14 @@ func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membe
 func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, error) {
 	mc := membership.DefaultConfig()
 	mc.Name, mc.Advertise, mc.GossipPort, mc.Join = cfg.Node.Name, advertise, cfg.GossipPort, cfg.Join
+	// Gossip listens where the data plane does, all addresses by default,
+	// so a seed answers on whichever of its addresses it is given, and a
+	// joiner that advertises a member's address learns so
+	// (ErrEndpointInUse) rather than finding nobody there.
+	mc.Bind = cfg.Node.Listen.Addr()
+	if mc.Bind.IsUnspecified() && advertise.Is6() {
+		mc.Bind = netip.IPv6Unspecified()
+	}
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
 	mc.Network6, mc.SubnetLen6 = cfg.Node.Network6, cfg.Node.SubnetLen6
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())

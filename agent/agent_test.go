@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +76,17 @@ func startAgent(t *testing.T, name string, key []byte, seeds ...string) *testAge
 // startAgentOn is startAgent with gossip on the loopback port gossipPort.
 func startAgentOn(t *testing.T, name string, key []byte, gossipPort uint16, seeds ...string) *testAgent {
 	t.Helper()
+	a := newTestAgent(t, name, key, gossipPort, seeds...)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go func() { a.done <- Run(ctx, a.cfg) }()
+	t.Cleanup(func() { a.stop(t) })
+	return a
+}
+
+// newTestAgent configures the agent startAgentOn starts.
+func newTestAgent(t *testing.T, name string, key []byte, gossipPort uint16, seeds ...string) *testAgent {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Node.Name = name
 	cfg.Node.Advertise = loopback
@@ -98,10 +111,6 @@ func startAgentOn(t *testing.T, name string, key []byte, gossipPort uint16, seed
 			c.ProbeInterval, c.ProbeTimeout, c.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	go func() { a.done <- Run(ctx, a.cfg) }()
-	t.Cleanup(func() { a.stop(t) })
 	return a
 }
 
@@ -194,4 +203,37 @@ func TestTwoAgentsPing(t *testing.T) {
 		s, err := b.client.Status(context.Background())
 		return err == nil && len(s.Peers) == 1 && s.Peers[0].State == peer.Left
 	})
+}
+
+// An agent that would advertise the data endpoint of a live member of
+// another name stops with one line naming that member and --iface, before
+// it touches the data plane; the member goes on.
+func TestDuplicateEndpointRefused(t *testing.T) {
+	key, err := encap.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, "a", key)
+	a.status(t)
+	b := newTestAgent(t, "b", key, freePort(t), a.gossip)
+	b.cfg.Node.Listen = a.cfg.Node.Listen // the VM trap: both advertise one address
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, b.cfg)
+	if ctx.Err() != nil || !errors.Is(err, membership.ErrEndpointInUse) {
+		t.Fatalf("b: %v, want ErrEndpointInUse within 30 s", err)
+	}
+	for _, want := range []string{`"a"`, a.cfg.Node.Listen.String(), "--iface", "--advertise"} {
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("b's error %q: want one line with %q", err, want)
+		}
+	}
+	select {
+	case d := <-b.tun:
+		t.Errorf("b opened its TUN %s before refusing", d.Name())
+	default:
+	}
+	if s := a.status(t); s.Name != "a" {
+		t.Errorf("a after b's refusal: %+v", s)
+	}
 }

@@ -71,12 +71,33 @@ type JoinStatus struct {
 }
 
 // Underlay is the host interface weft's UDP traffic leaves by, and why it
-// was chosen.
+// was chosen: picking the wrong one is the commonest overlay
+// misconfiguration, so status and the start log say which it took.
 type Underlay struct {
 	Interface string     `json:"interface"`
 	Addr      netip.Addr `json:"address"`
 	MTU       int        `json:"mtu"`
-	Why       string     `json:"why"`
+	Why       string     `json:"why"`  // in words, e.g. "chosen by --iface 192.168.56.0/24"
+	Rule      string     `json:"rule"` // what chose it: RuleAdvertise, RuleListen, RuleDefaultRoute or "--iface VALUE"
+	// Candidates are the interfaces the node could have chosen when it
+	// started: up, not loopback, with a global IPv4 address outside the
+	// overlay, in the kernel's order. weft doctor warns when there are
+	// several and nothing but the default route chose.
+	Candidates []Candidate `json:"candidates,omitempty"`
+}
+
+// Rules that choose the underlay, in Underlay.Rule; an --iface rule is
+// "--iface " and its value.
+const (
+	RuleAdvertise    = "--advertise"
+	RuleListen       = "--listen"
+	RuleDefaultRoute = "default route"
+)
+
+// Candidate is one interface that could carry the underlay.
+type Candidate struct {
+	Interface string     `json:"interface"`
+	Addr      netip.Addr `json:"address"`
 }
 
 // TunStatus names the TUN device and its driver.

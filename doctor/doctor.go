@@ -1,5 +1,5 @@
 // Package doctor checks a running node and its host — the TUN, the
-// underlay's MTU, routes, IP forwarding, the key file, the clock, every
+// underlay's MTU and whether its address is one other hosts share, routes, IP forwarding, the key file, the clock, every
 // peer's path and the drops that point at a misconfiguration — and says what
 // is wrong and how to fix it. `weft doctor` prints its findings.
 package doctor
@@ -49,6 +49,7 @@ func Check(s *api.Status) []Finding {
 	var f findings
 	f.ok("node %s is running (subnet %s, up %s)", s.Name, s.Subnet, time.Duration(s.UptimeSeconds)*time.Second)
 	checkTun(&f, s)
+	checkUnderlay(&f, s)
 	checkForwarding(&f)
 	checkDualStack(&f, s)
 	checkKeys(&f, s)

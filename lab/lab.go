@@ -12,7 +12,9 @@
 //
 // Host i (1-based) gets the i-th address of the underlay prefix; the bridge
 // holds the last usable address (.254 in a /24) and is every host's default
-// gateway, so software looking for "the default-route interface" finds eth0.
+// gateway, so software looking for "the default-route interface" finds eth0
+// (unless Config.NAT moves the default route to a port-less "nat0", the trap of
+// lab VMs whose NAT interface has the same address on every VM).
 // ip_forward is off in the underlay namespace, so nothing leaves it, and on in
 // the hosts, which forward for their containers.
 //
@@ -58,6 +60,7 @@ const (
 const (
 	hostLink   = "eth0"
 	bridgeLink = "br0"
+	natLink    = "nat0" // Config.NAT
 )
 
 var (
@@ -86,6 +89,14 @@ type Config struct {
 	// bridge the last one. weft nodes then may use the IPv6 underlay alone
 	// (WeftConfig.IPv6Underlay). Zero: IPv4 only.
 	Underlay6 netip.Prefix
+	// NAT, if set, gives every host a second interface, "nat0", with this
+	// same address on every host, and moves the default route onto it: a
+	// VirtualBox VM's NAT interface (10.0.2.15/24), which software looking
+	// for "the default-route interface" picks although the hosts share
+	// only eth0. nat0 is a bridge without ports inside the host's
+	// namespace (a dummy device needs a module not every kernel has): it
+	// drops whatever it is given, so nothing sent there leaves the host.
+	NAT netip.Prefix
 	// MTU of the underlay veths and bridge, in bytes. Default 1500.
 	MTU int
 	// Offloads keeps the kernel's default veth offloads. False ("wire"
@@ -141,6 +152,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("lab: Underlay6 %v: want an IPv6 prefix of at most /120", c.Underlay6)
 	case c.MTU < 576 || c.MTU > 65535:
 		return c, fmt.Errorf("lab: MTU %d: want 576..65535", c.MTU)
+	case c.NAT.IsValid() && (!c.NAT.Addr().Is4() || c.NAT.Overlaps(c.Underlay)):
+		return c, fmt.Errorf("lab: NAT %v: want an IPv4 prefix outside Underlay %v", c.NAT, c.Underlay)
 	}
 	c.Underlay, c.Underlay6 = c.Underlay.Masked(), c.Underlay6.Masked()
 	// Usable addresses are base+1 .. broadcast-1; the gateway takes the last.
@@ -346,6 +359,14 @@ func (l *Lab) buildHost(ctx context.Context, h *Host) error {
 		{"ip", "-n", h.Netns, "link", "set", hostLink, "up"},
 		{"ip", "-n", h.Netns, "route", "add", "default", "via", s.Addr.String(), "dev", hostLink},
 	})
+	if err == nil && l.cfg.NAT.IsValid() {
+		err = runAll(ctx, [][]string{
+			{"ip", "-n", h.Netns, "link", "add", natLink, "type", "bridge"},
+			{"ip", "-n", h.Netns, "addr", "add", l.cfg.NAT.String(), "dev", natLink},
+			{"ip", "-n", h.Netns, "link", "set", natLink, "up"},
+			{"ip", "-n", h.Netns, "route", "replace", "default", "dev", natLink},
+		})
+	}
 	if err != nil || l.cfg.Offloads {
 		return err
 	}

@@ -33,9 +33,15 @@ type Config struct {
 	// that restarts under the same name gets its subnet back. Default: the
 	// hostname. 1–255 bytes of printable UTF-8.
 	Name string
-	// Advertise is the underlay IP address gossip binds to and announces.
-	// Required (the caller picks the underlay interface).
+	// Advertise is the underlay IP address gossip announces. Required (the
+	// caller picks the underlay interface).
 	Advertise netip.Addr
+	// Bind is the address gossip listens on; zero is Advertise. weft up
+	// binds what --listen binds, all addresses by default, so a seed given
+	// by another of its addresses than the one it advertises still answers,
+	// and a joiner that advertises the same address as a member learns so
+	// (ErrEndpointInUse) instead of finding nobody at the seed.
+	Bind netip.Addr
 	// GossipPort is the TCP and UDP port of gossip on Advertise. Default 7946;
 	// 0 picks a free port (tests), which GossipAddr reports after Start.
 	GossipPort int
@@ -274,7 +280,7 @@ func (c *Config) memberlistConfig(d *delegate, lg *slog.Logger) *memberlist.Conf
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Name
 	mc.Label = label
-	mc.BindAddr = c.Advertise.String()
+	mc.BindAddr = c.bindAddr().String()
 	mc.BindPort = c.GossipPort
 	mc.AdvertiseAddr = c.Advertise.String()
 	mc.AdvertisePort = c.GossipPort
@@ -297,6 +303,14 @@ func (c *Config) memberlistConfig(d *delegate, lg *slog.Logger) *memberlist.Conf
 		c.Memberlist(mc)
 	}
 	return mc
+}
+
+// bindAddr is Bind, else Advertise.
+func (c *Config) bindAddr() netip.Addr {
+	if c.Bind.IsValid() {
+		return c.Bind
+	}
+	return c.Advertise
 }
 
 // memberlistLog sends memberlist's own log lines to slog at debug level: they

@@ -18,6 +18,13 @@
 // gossip key reads "wrong cluster key?"). A node without seeds is the first
 // of its cluster and claims at once. See join.go.
 //
+// Once joined, a node whose data endpoint or gossip address a live member of
+// another name already announces stops with ErrEndpointInUse before it
+// claims anything: two hosts advertise one address (the NAT interface every
+// VirtualBox VM has), and each would send to itself. memberlist's conflict
+// callback covers names only, so the check reads our member table after the
+// join's push/pull. The member already there is left alone.
+//
 // # What each node announces
 //
 // Its memberlist metadata (meta.go: versioned, append-only) carries name,

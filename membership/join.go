@@ -82,6 +82,9 @@ func (m *Membership) join(ctx context.Context) error {
 			m.joinSt.Joined, m.joinSt.LastError = true, ""
 			m.mu.Unlock()
 			m.log.Info("joined the cluster", "through", m.answered(targets), "seeds", m.seeds)
+			if err := m.checkEndpoint(); err != nil {
+				return err
+			}
 			break
 		}
 		if ctx.Err() != nil {
@@ -129,6 +132,20 @@ func (m *Membership) answered(targets []string) []string {
 		return targets
 	}
 	return names
+}
+
+// checkEndpoint refuses to go on when a live member of another name
+// announces our data endpoint or gossip address: the join's push/pull has
+// merged the cluster's members into our table (memberlist's NotifyConflict
+// covers names only). Gossip and data sent to that member would reach us.
+func (m *Membership) checkEndpoint() error {
+	m.mu.Lock()
+	name, ep, ok := m.st.endpointTwin()
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%w: node %q announces %s as well", ErrEndpointInUse, name, ep)
 }
 
 // tryJoin runs one memberlist Join, which cannot be interrupted (it waits up

@@ -23,6 +23,10 @@ import (
 var (
 	// ErrNameInUse: a live node at another address has this node's name.
 	ErrNameInUse = errors.New("node name in use by another live node")
+	// ErrEndpointInUse: joining, a live node of another name announces
+	// this node's data endpoint or gossip address. Two hosts advertise one
+	// address (a NAT interface every VM has): each would send to itself.
+	ErrEndpointInUse = errors.New("another live node advertises this node's address")
 	// ErrLeaseInUse: Release of a lease whose owner is alive.
 	ErrLeaseInUse = errors.New("lease held by a live node")
 	// ErrNoLease: Release of a name that holds no lease.
@@ -142,7 +146,7 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	m.keyring = mc.Keyring
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("start gossip on %s: %w", netip.AddrPortFrom(m.cfg.Advertise, uint16(m.cfg.GossipPort)), err)
+		return netip.Prefix{}, fmt.Errorf("start gossip on %s: %w", netip.AddrPortFrom(m.cfg.bindAddr(), uint16(m.cfg.GossipPort)), err)
 	}
 	m.ml = ml
 	self := ml.LocalNode()
@@ -157,8 +161,9 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 		if err == nil {
 			return
 		}
-		if errors.Is(err, ErrNameInUse) {
-			// No goodbye: memberlist would announce the other node's departure.
+		if errors.Is(err, ErrNameInUse) || errors.Is(err, ErrEndpointInUse) {
+			// No goodbye: memberlist would announce the other node's
+			// departure, or send it to our own address.
 			m.closeOnce.Do(func() { m.closeErr = m.shutdown(false) })
 		}
 		m.Close()
@@ -285,9 +290,13 @@ func (m *Membership) GossipAddr() netip.AddrPort { return m.gossip }
 // address: a copy of this node, or this node's previous run, which may have
 // died moments ago and not yet been declared failed. Only the first answers
 // a ping addressed to our name, so ask it directly until NameConflictWait.
+// It takes over only after takeOverMisses pings in a row went unanswered: a
+// live copy on a busy host may miss one, and taking its name would make two
+// nodes answer for it.
 func (m *Membership) resolveNameConflict(ctx context.Context) error {
+	const takeOverMisses = 3
 	deadline := time.Now().Add(m.cfg.NameConflictWait)
-	for logged := false; ; {
+	for logged, misses := false, 0; ; {
 		m.mu.Lock()
 		other := m.nameConflict
 		if !other.IsValid() {
@@ -297,7 +306,9 @@ func (m *Membership) resolveNameConflict(ctx context.Context) error {
 		if !other.IsValid() {
 			return nil
 		}
-		if _, err := m.ml.Ping(m.cfg.Name, net.UDPAddrFromAddrPort(other)); err != nil {
+		if _, err := m.ml.Ping(m.cfg.Name, net.UDPAddrFromAddrPort(other)); err == nil {
+			misses = 0
+		} else if misses++; misses >= takeOverMisses {
 			m.mu.Lock()
 			m.nameConflict = netip.AddrPort{}
 			m.mu.Unlock()

@@ -14,6 +14,7 @@ package membership
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -465,6 +466,25 @@ func (s *leaseState) release(name string, now time.Time) (Lease, error) {
 func (s *leaseState) liveMember(name string) bool {
 	mb := s.members[name]
 	return mb != nil && mb.state == peer.Alive
+}
+
+// endpointTwin returns the first (by name) live member other than us that
+// announces our data endpoint or gossips from our gossip address, and that
+// address.
+func (s *leaseState) endpointTwin() (name string, ep netip.AddrPort, ok bool) {
+	for _, n := range slices.Sorted(maps.Keys(s.members)) {
+		mb := s.members[n]
+		if n == s.cfg.Name || mb.state != peer.Alive {
+			continue
+		}
+		switch {
+		case mb.meta.Endpoint == s.cfg.DataEndpoint:
+			return n, mb.meta.Endpoint, true
+		case s.gossip.IsValid() && mb.gossip == s.gossip:
+			return n, mb.gossip, true
+		}
+	}
+	return "", netip.AddrPort{}, false
 }
 
 // previousRun returns the gossip address our own name's lease record holds

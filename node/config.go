@@ -18,7 +18,8 @@ import (
 type Config struct {
 	Name      string         // --name: this node's name among its peers; default the hostname
 	Listen    netip.AddrPort // --listen: UDP address for overlay traffic; default 0.0.0.0:6081
-	Advertise netip.Addr     // --advertise: this node's underlay IP; zero = the default-route interface's
+	Advertise netip.Addr     // --advertise: this node's underlay IP; overrides Iface; zero = chosen by Iface, else the default-route interface's
+	Iface     []IfaceRule    // --iface: rules choosing the underlay, the first match wins (iface.go)
 	Network   netip.Prefix   // --network: the whole overlay; default 10.244.0.0/16
 	Subnet    netip.Prefix   // --subnet: this node's share of Network; with gossip, a request (New needs it set)
 	SubnetLen int            // --subnet-len: prefix length of subnets picked for nodes; default 24

@@ -97,8 +97,7 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun) (*Node, 
 		return nil, err
 	}
 	mtu := under.MTU - overhead(under.Addr, codec.Headroom(), codec.Tailroom())
-	log.Info("underlay chosen", "interface", under.Interface, "address", under.Addr,
-		"why", under.Why, "underlay_mtu", under.MTU, "tun_mtu", mtu)
+	log.Info("mtu chosen", "interface", under.Interface, "underlay_mtu", under.MTU, "tun_mtu", mtu)
 	if mtu < 576 {
 		return nil, fmt.Errorf("underlay %s has MTU %d, leaving %d for the overlay; at least 576 is needed", under.Interface, under.MTU, mtu)
 	}

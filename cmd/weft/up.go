@@ -33,7 +33,12 @@ func parseUp(args []string, stderr io.Writer) (upOptions, error) {
 	fs := newFlagSet("up", stderr)
 	fs.StringVar(&cfg.Name, "name", "", "this node's `name` among its peers, with --kube its Node's (default: the hostname)")
 	fs.TextVar(&cfg.Listen, "listen", cfg.Listen, "UDP `address:port` for overlay traffic")
-	fs.TextVar(&cfg.Advertise, "advertise", cfg.Advertise, "this node's underlay `IP` (default: the address of the default-route interface)")
+	fs.TextVar(&cfg.Advertise, "advertise", cfg.Advertise, "this node's underlay `IP`; overrides --iface (default: chosen by --iface, else the default-route interface's)")
+	fs.Func("iface", "choose the underlay by interface `NAME`, glob (enp0s*), CIDR (192.168.56.0/24) or can-reach=IP (repeatable; the first match wins)", func(s string) error {
+		r, err := node.ParseIfaceRule(s)
+		cfg.Iface = append(cfg.Iface, r)
+		return err
+	})
 	fs.Var(node.NetworksFlag(cfg), "network", "the whole overlay `CIDR` (with --kube: the cluster CIDR); give an IPv4 and an IPv6 one for dual-stack")
 	fs.TextVar(&cfg.Subnet, "subnet", cfg.Subnet, "this node's `CIDR` inside --network (default: gossip leases a free one)")
 	fs.IntVar(&cfg.SubnetLen, "subnet-len", cfg.SubnetLen, "prefix `length` of node subnets picked from --network")
