@@ -4,10 +4,14 @@ package e2e
 // underlay and over an IPv6 one.
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/encap"
@@ -81,6 +85,7 @@ func TestDualStack(t *testing.T) {
 		t.Fatalf("h1's flags: %v", h1.Args)
 	}
 	checkDualStack(t, nodes)
+	traceHost6(t, h1, h2)
 
 	// Packet Too Big: with weft0's MTU raised by hand, the kernel sends
 	// what weft cannot carry, and weft answers as the destination.
@@ -170,4 +175,42 @@ func TestCNIDualStack(t *testing.T) {
 	waitPing(t, a2.Host, nodes[0].Addr6)                 // the other host's overlay address
 	waitPing(t, a1.Host, nodes[0].Subnet6.Addr().Next()) // its gateway on cni0
 	tcpTransferTo(t, a1.Host, a2.Host, a2.addr6, 4<<20)  // pod to pod over IPv6
+}
+
+// traceHost6 runs weft trace --host with a's IPv6 address on b while a
+// pings b over both families: only the IPv6 echoes show.
+func traceHost6(t *testing.T, a, b *lab.Weft) {
+	t.Helper()
+	tr, err := b.Host.Start(context.Background(), weftBin, "trace", "--run-dir", b.RunDir, "--host", a.Addr6.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Stop(syscall.SIGKILL, time.Second) })
+	if err := testenv.Poll(t.Context(), waitTimeout, "weft trace attached", func() error {
+		if !strings.Contains(tr.Output(), "tracing;") {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, tr.Output())
+	}
+	ping(t, a, b, 2)
+	if err := a.Host.Ping(t.Context(), b.Addr6, 2); err != nil {
+		t.Fatal(err)
+	}
+	in := "icmpv6 " + a.Addr6.String() + " > " + b.Addr6.String()
+	if err := testenv.Poll(t.Context(), waitTimeout, "trace lines", func() error {
+		if n := strings.Count(tr.Output(), in); n < 2 {
+			return fmt.Errorf("%d lines with %q", n, in)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v; the trace:\n%s", err, tr.Output())
+	}
+	if strings.Contains(tr.Output(), a.Addr.String()+" >") {
+		t.Fatalf("--host %s showed IPv4 packets:\n%s", a.Addr6, tr.Output())
+	}
+	if err := tr.Stop(syscall.SIGINT, waitTimeout); err != nil {
+		t.Fatalf("weft trace did not stop cleanly: %v\n%s", err, tr.Output())
+	}
 }
