@@ -112,6 +112,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, k)
 	}
+	if err := cfg.Node.DeriveSubnet6(); err != nil {
+		closeGossip(m)
+		return err
+	}
 	n, err := node.New(cfg.Node, under, log, cfg.OpenTun, local.conns)
 	local.conns = nil // New closes them on failure, the node on its stop
 	if err != nil {
@@ -156,7 +160,8 @@ func candidateList(cs []api.Candidate) string {
 // remove takes subnet.env away again.
 func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, ln net.Listener) (remove func(), err error) {
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
-	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU()}
+	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU(),
+		Network6: cfg.Node.Network6, Subnet6: cfg.Node.Subnet6}
 	if err := subnetenv.Write(envFile, env); err != nil {
 		return nil, fmt.Errorf("--run-dir: %w", err)
 	}
@@ -185,6 +190,7 @@ func newMembership(cfg *Config, advertise netip.Addr) (*membership.Membership, e
 		mc.Bind = netip.IPv6Unspecified()
 	}
 	mc.Network, mc.SubnetLen, mc.Subnet = cfg.Node.Network, cfg.Node.SubnetLen, cfg.Node.Subnet
+	mc.Network6, mc.SubnetLen6 = cfg.Node.Network6, cfg.Node.SubnetLen6
 	mc.DataEndpoint = netip.AddrPortFrom(advertise, cfg.Node.Listen.Port())
 	mc.StateDir, mc.LeaseTTL = cfg.StateDir, cfg.LeaseTTL
 	for _, p := range cfg.Node.Peers { // gossip never hands out a static peer's subnet

@@ -64,6 +64,9 @@ func (c *Config) Validate() error {
 	case c.RunDir == "" || c.StateDir == "":
 		return errors.New("--run-dir and --state-dir must not be empty")
 	}
+	if err := c.validateFamilies(); err != nil {
+		return err
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9586: %v", c.MetricsAddr, err)

@@ -88,5 +88,8 @@ func startKube(ctx context.Context, cfg *Config, advertise netip.Addr, srv *api.
 	}
 	cfg.Log.Info("subnet from the Node's podCIDR", "subnet", subnet)
 	cfg.Node.Subnet = subnet
+	if err := kubeSubnet6(cfg, k.Subnet6()); err != nil {
+		return nil, err
+	}
 	return k, nil
 }

@@ -23,6 +23,9 @@ type Status struct {
 	Address       netip.Addr        `json:"address"`
 	Subnet        netip.Prefix      `json:"subnet"`
 	Network       netip.Prefix      `json:"network"`
+	Address6      netip.Addr        `json:"address6,omitzero"` // dual-stack only: the IPv6 counterparts of address, subnet, network
+	Subnet6       netip.Prefix      `json:"subnet6,omitzero"`
+	Network6      netip.Prefix      `json:"network6,omitzero"`
 	MTU           int               `json:"mtu"`
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	Listen        netip.AddrPort    `json:"listen"`
@@ -108,6 +111,7 @@ type TunStatus struct {
 type PeerStatus struct {
 	Name      string         `json:"name"`
 	Subnet    netip.Prefix   `json:"subnet"`
+	Subnet6   netip.Prefix   `json:"subnet6,omitzero"` // a dual-stack peer's IPv6 subnet
 	Endpoint  netip.AddrPort `json:"endpoint"`
 	State     peer.State     `json:"state"`
 	RxPackets uint64         `json:"rx_packets"`

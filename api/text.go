@@ -18,6 +18,9 @@ func (s *Status) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "node      %s\naddress   %s\nsubnet    %s\nnetwork   %s\nmtu       %d\nuptime    %s\n",
 		s.Name, s.Address, s.Subnet, s.Network, s.MTU, time.Duration(s.UptimeSeconds)*time.Second)
+	if s.Subnet6.IsValid() {
+		fmt.Fprintf(w, "address6  %s\nsubnet6   %s\nnetwork6  %s\n", s.Address6, s.Subnet6, s.Network6)
+	}
 	fmt.Fprintf(w, "underlay  %s %s (mtu %d, %s)\nlisten    %s\ntun       %s (%s)\n",
 		s.Underlay.Interface, s.Underlay.Addr, s.Underlay.MTU, s.Underlay.Why, s.Listen, s.Tun.Name, s.Tun.Driver)
 	fmt.Fprintf(w, "offloads  tun tso=%s gro=%s%s, udp gso=%s gro=%s%s\n",
@@ -60,7 +63,11 @@ func (s *Status) WriteText(w io.Writer) {
 		if p.Path.LastOK != nil {
 			rtt = fmt.Sprintf("%.2fms", p.Path.RTTMs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Subnet, p.Endpoint, p.State, heard,
+		subnet := p.Subnet.String()
+		if p.Subnet6.IsValid() {
+			subnet += "," + p.Subnet6.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\t%s\n", p.Name, subnet, p.Endpoint, p.State, heard,
 			p.Path.State, rtt, 100*p.Path.Loss, p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, checked)
 		if p.Path.State == PathUnreachable {
 			broken = append(broken, fmt.Sprintf("path to %s unreachable: %s", p.Name, p.Path.Reason))

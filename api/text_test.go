@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -107,6 +108,11 @@ func TestStatusWriteTextVariants(t *testing.T) {
 		}, []string{"security  aes-256-gcm, keys [3 7] (sending with 7), session 42 (rotated 3 times, every 2m0s)\n"}, []string{"NONE"}},
 		{"insecure", func(s *Status) {},
 			[]string{"security  NONE (--insecure): traffic is neither authenticated nor encrypted\n"}, nil},
+		{"dual-stack", func(s *Status) {
+			s.Address6, s.Subnet6 = netip.MustParseAddr("fd00:10:244:1::"), netip.MustParsePrefix("fd00:10:244:1::/64")
+			s.Network6, s.Peers[0].Subnet6 = netip.MustParsePrefix("fd00:10:244::/56"), netip.MustParsePrefix("fd00:10:244:2::/64")
+		}, []string{"address6  fd00:10:244:1::\nsubnet6   fd00:10:244:1::/64\nnetwork6  fd00:10:244::/56\n", "h2    10.244.2.0/24,fd00:10:244:2::/64 "}, nil},
+		{"single-stack", func(s *Status) {}, nil, []string{"address6", "subnet6"}},
 		{"trace readers", func(s *Status) { s.TraceReaders = 2 }, []string{"trace     2 weft trace session(s) attached\n"}, nil},
 		{"no peers", func(s *Status) { s.Peers = nil }, []string{"\n(no peers)\n"}, []string{"path to"}},
 		{"offload reasons", func(s *Status) {
@@ -133,5 +139,23 @@ func TestStatusWriteTextVariants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// status --json: the IPv6 keys appear only on a dual-stack node; the IPv4
+// ones keep their names.
+func TestStatusJSONDualStack(t *testing.T) {
+	s := textStatus()
+	b, err := json.Marshal(s)
+	if err != nil || strings.Contains(string(b), "subnet6") || strings.Contains(string(b), "address6") || !strings.Contains(string(b), `"subnet":"10.244.1.0/24"`) {
+		t.Fatalf("single-stack: %s, %v", b, err)
+	}
+	s.Address6, s.Subnet6, s.Network6 = netip.MustParseAddr("fd00:10:244:1::"), netip.MustParsePrefix("fd00:10:244:1::/64"), netip.MustParsePrefix("fd00:10:244::/56")
+	s.Peers[0].Subnet6 = netip.MustParsePrefix("fd00:10:244:2::/64")
+	b, _ = json.Marshal(s)
+	for _, want := range []string{`"address6":"fd00:10:244:1::"`, `"subnet6":"fd00:10:244:1::/64"`, `"network6":"fd00:10:244::/56"`, `"subnet6":"fd00:10:244:2::/64"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("no %s in %s", want, b)
+		}
 	}
 }

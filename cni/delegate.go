@@ -81,7 +81,9 @@ type Route struct {
 // defaultDelegate is the delegate config for a node with subnet s: bridge
 // cni0 as the pods' gateway, MTU and masquerading from the agent, hairpin
 // mode on, host-local handing out the subnet with a route to the whole
-// overlay through the bridge.
+// overlay through the bridge. A dual-stack node's IPv6 subnet is a second
+// range set, so each pod gets one address of each family (as flannel's
+// plugin does), with a route to the IPv6 overlay too.
 func defaultDelegate(name string, s subnetenv.Env) Delegate {
 	d := Delegate{
 		Name: name, Type: DefaultDelegateType, Bridge: DefaultBridge,
@@ -91,6 +93,10 @@ func defaultDelegate(name string, s subnetenv.Env) Delegate {
 	if s.Subnet.IsValid() {
 		d.IPAM.Ranges = [][]Range{{{Subnet: s.Subnet}}}
 		d.IPAM.Routes = []Route{{Dst: s.Network, GW: s.Gateway()}}
+	}
+	if s.Subnet.IsValid() && s.DualStack() {
+		d.IPAM.Ranges = append(d.IPAM.Ranges, []Range{{Subnet: s.Subnet6}})
+		d.IPAM.Routes = append(d.IPAM.Routes, Route{Dst: s.Network6, GW: s.Gateway6()})
 	}
 	return d
 }

@@ -62,6 +62,22 @@ func TestDefaultDelegate(t *testing.T) {
 			"routes": [{"dst": "10.244.0.0/16", "gw": "10.244.1.1"}]}}`)
 }
 
+func TestDefaultDelegateDualStack(t *testing.T) {
+	c := mustConf(t, `{"cniVersion":"1.0.0","name":"weftnet","type":"weft-cni"}`)
+	s, err := subnetenv.Parse([]byte(testSubnetEnv + "WEFT_NETWORK6=fd00:10:244::/56\nWEFT_SUBNET6=fd00:10:244:1::/64\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.buildDelegate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(d.IPAM)
+	jsonEqual(t, b, `{"type": "host-local",
+		"ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]],
+		"routes": [{"dst": "10.244.0.0/16", "gw": "10.244.1.1"}, {"dst": "fd00:10:244::/56", "gw": "fd00:10:244:1::1"}]}`)
+}
+
 func TestDelegateOverride(t *testing.T) {
 	c := mustConf(t, `{"cniVersion":"1.1.0","name":"weftnet","type":"weft-cni",
 		"runtimeConfig": {"mac": "aa:bb:cc:dd:ee:ff"},

@@ -282,9 +282,13 @@ func checkSubnet(conf *NetConf, res types.Result) error {
 		return nil // no agent now: nothing to compare with
 	}
 	for _, a := range resultAddrs(res) {
-		if a.Addr().Is4() == sn.Subnet.Addr().Is4() && !sn.Subnet.Contains(a.Addr()) {
+		subnet := sn.Subnet
+		if a.Addr().Is4() != subnet.Addr().Is4() {
+			subnet = sn.Subnet6 // zero on a single-stack node: nothing to compare with
+		}
+		if subnet.IsValid() && !subnet.Contains(a.Addr()) {
 			return types.NewError(types.ErrInvalidNetworkConfig,
-				fmt.Sprintf("weft-cni: pod address %s is outside this node's subnet %s (from %s): the agent's lease changed; recreate the pod", a, sn.Subnet, conf.SubnetFile), "")
+				fmt.Sprintf("weft-cni: pod address %s is outside this node's subnet %s (from %s): the agent's lease changed; recreate the pod", a, subnet, conf.SubnetFile), "")
 		}
 	}
 	return nil

@@ -51,6 +51,7 @@ func Check(s *api.Status) []Finding {
 	checkTun(&f, s)
 	checkUnderlay(&f, s)
 	checkForwarding(&f)
+	checkDualStack(&f, s)
 	checkKeys(&f, s)
 	checkClock(&f, s)
 	checkPeers(&f, s)

@@ -115,6 +115,7 @@ type pod struct {
 	*lab.Host // the lab's namespace <lab prefix>-p<host><name>
 	host      *cniHost
 	addr      netip.Addr
+	addr6     netip.Addr // on a dual-stack node
 }
 
 func (p *pod) path() string { return "/var/run/netns/" + p.Netns }
@@ -180,10 +181,20 @@ func (h *cniHost) add(p *pod) {
 			Address netip.Prefix `json:"address"`
 		} `json:"ips"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != 1 {
+	want := 1
+	if h.w.Subnet6.IsValid() {
+		want = 2 // one address of each family
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != want {
 		h.t.Fatalf("%s: cnitool add %s: result %v:\n%s", h.w.Name, p.Netns, err, out)
 	}
 	p.addr = res.IPs[0].Address.Addr()
+	if want == 2 {
+		a6 := res.IPs[1].Address
+		if p.addr6 = a6.Addr(); !h.w.Subnet6.Contains(p.addr6) || a6.Bits() != h.w.Subnet6.Bits() {
+			h.t.Fatalf("%s: pod %s got %s, want a host of %s", h.w.Name, p.Name, a6, h.w.Subnet6)
+		}
+	}
 	if res.CNIVersion != "1.1.0" || !h.w.Subnet.Contains(p.addr) || res.IPs[0].Address.Bits() != h.w.Subnet.Bits() {
 		h.t.Fatalf("%s: pod %s got %s (result version %s), want a host of %s", h.w.Name, p.Name, res.IPs[0].Address, res.CNIVersion, h.w.Subnet)
 	}

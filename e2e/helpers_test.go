@@ -249,7 +249,7 @@ func waitDrops(t *testing.T, w *lab.Weft, want map[string]uint64) {
 func listenUDP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	c, err := lab.InNetns(h, func() (*net.UDPConn, error) {
-		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 	})
 	if err != nil {
 		t.Fatalf("%s: listen udp %s: %v", h, addr, err)
@@ -262,7 +262,7 @@ func listenUDP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.UDPConn {
 func listenTCP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.TCPListener {
 	t.Helper()
 	ln, err := lab.InNetns(h, func() (*net.TCPListener, error) {
-		return net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
+		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 	})
 	if err != nil {
 		t.Fatalf("%s: listen tcp %s: %v", h, addr, err)
@@ -276,7 +276,7 @@ func dialTCP(t *testing.T, h *lab.Host, addr netip.AddrPort) *net.TCPConn {
 	t.Helper()
 	c, err := lab.InNetns(h, func() (*net.TCPConn, error) {
 		d := net.Dialer{Timeout: ioTimeout}
-		c, err := d.Dial("tcp4", addr.String())
+		c, err := d.Dial("tcp", addr.String())
 		if err != nil {
 			return nil, err
 		}
@@ -320,7 +320,14 @@ func ping(t *testing.T, a, b *lab.Weft, count int) {
 // bound it: a limit, not a speed requirement.
 func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
 	t.Helper()
-	tcpStream(t, a, b, func(sent int64) bool { return sent < total })
+	tcpTransferTo(t, a.Host, b.Host, b.Addr, total)
+}
+
+// tcpTransferTo is tcpTransfer from host a to the address to on host b,
+// IPv4 or IPv6.
+func tcpTransferTo(t *testing.T, a, b *lab.Host, to netip.Addr, total int64) {
+	t.Helper()
+	tcpStream(t, a, b, to, func(sent int64) bool { return sent < total })
 }
 
 // tcpTransferFor is tcpTransfer for a time instead of a size: it streams
@@ -328,16 +335,16 @@ func tcpTransfer(t *testing.T, a, b *lab.Weft, total int64) {
 func tcpTransferFor(t *testing.T, a, b *lab.Weft, d time.Duration) int64 {
 	t.Helper()
 	end := time.Now().Add(d)
-	return tcpStream(t, a, b, func(int64) bool { return time.Now().Before(end) })
+	return tcpStream(t, a.Host, b.Host, b.Addr, func(int64) bool { return time.Now().Before(end) })
 }
 
-// tcpStream is tcpTransfer and tcpTransferFor: it sends while more says so
-// and returns the bytes sent, all received and checked.
-func tcpStream(t *testing.T, a, b *lab.Weft, more func(sent int64) bool) int64 {
+// tcpStream is tcpTransferTo and tcpTransferFor: it sends to to on b while
+// more says so and returns the bytes sent, all received and checked.
+func tcpStream(t *testing.T, a, b *lab.Host, to netip.Addr, more func(sent int64) bool) int64 {
 	t.Helper()
-	dst := netip.AddrPortFrom(b.Addr, 5201)
+	dst := netip.AddrPortFrom(to, 5201)
 	deadline := time.Now().Add(2 * time.Minute)
-	ln := listenTCP(t, b.Host, dst)
+	ln := listenTCP(t, b, dst)
 	ln.SetDeadline(deadline)
 
 	type result struct {
@@ -359,7 +366,7 @@ func tcpStream(t *testing.T, a, b *lab.Weft, more func(sent int64) bool) int64 {
 		received <- result{n, h.Sum(nil), err}
 	}()
 
-	c := dialTCP(t, a.Host, dst)
+	c := dialTCP(t, a, dst)
 	c.SetDeadline(deadline)
 	src := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
 	h := sha256.New()

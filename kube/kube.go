@@ -116,6 +116,7 @@ type Kube struct {
 	mu      sync.Mutex    // guards the fields below
 	changed chan struct{} // closed and replaced on every informer event
 	subnet  netip.Prefix  // what Subnet returned: Run watches for a change
+	subnet6 netip.Prefix  // the IPv6 podCIDR beside it (Subnet6)
 }
 
 var _ peer.Source = (*Kube)(nil)
@@ -220,10 +221,10 @@ func (k *Kube) Subnet(ctx context.Context, waiting func(reason string)) (netip.P
 	last := ""
 	for {
 		ch := k.changes()
-		subnet, reason := k.ownSubnet()
+		subnet, subnet6, reason := k.ownSubnet()
 		if reason == "" {
 			k.mu.Lock()
-			k.subnet = subnet
+			k.subnet, k.subnet6 = subnet, subnet6
 			k.mu.Unlock()
 			return subnet, nil
 		}
@@ -239,24 +240,61 @@ func (k *Kube) Subnet(ctx context.Context, waiting func(reason string)) (netip.P
 	}
 }
 
-// ownSubnet returns this Node's podCIDR, or why there is none.
-func (k *Kube) ownSubnet() (netip.Prefix, string) {
+// ownSubnet returns this Node's podCIDR and its IPv6 one (zero if none),
+// or why there is none.
+func (k *Kube) ownSubnet() (netip.Prefix, netip.Prefix, string) {
 	name := k.cfg.NodeName
 	n, err := k.lister.Get(name)
 	if apierrors.IsNotFound(err) {
-		return netip.Prefix{}, fmt.Sprintf("waiting for Node %q to exist (the kubelet registers it; --name must be the Node's name)", name)
+		return netip.Prefix{}, netip.Prefix{}, fmt.Sprintf("waiting for Node %q to exist (the kubelet registers it; --name must be the Node's name)", name)
 	}
 	if err != nil {
-		return netip.Prefix{}, fmt.Sprintf("waiting for Node %q: %v", name, err)
+		return netip.Prefix{}, netip.Prefix{}, fmt.Sprintf("waiting for Node %q: %v", name, err)
 	}
 	if n.Spec.PodCIDR == "" {
-		return netip.Prefix{}, fmt.Sprintf("waiting for Node %q to get a spec.podCIDR (kube-controller-manager needs --allocate-node-cidrs and --cluster-cidr)", name)
+		return netip.Prefix{}, netip.Prefix{}, fmt.Sprintf("waiting for Node %q to get a spec.podCIDR (kube-controller-manager needs --allocate-node-cidrs and --cluster-cidr)", name)
 	}
-	p, err := netip.ParsePrefix(n.Spec.PodCIDR)
-	if err != nil || p != p.Masked() {
-		return netip.Prefix{}, fmt.Sprintf("Node %q has an invalid spec.podCIDR %q", name, n.Spec.PodCIDR)
+	p, p6, err := podCIDRs(n)
+	if err != nil {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Sprintf("Node %q: %v", name, err)
 	}
-	return p, ""
+	return p, p6, ""
+}
+
+// Subnet6 is this Node's IPv6 podCIDR in a dual-stack cluster, as of the
+// last Subnet call; zero if it has none.
+func (k *Kube) Subnet6() netip.Prefix {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.subnet6
+}
+
+// podCIDRs splits a Node's spec.podCIDRs (spec.podCIDR when it lists none)
+// into its IPv4 and its IPv6 prefix: a dual-stack cluster lists one of each,
+// in the order of the cluster CIDRs. A single-stack IPv6 Node's one prefix
+// is the first.
+func podCIDRs(n *corev1.Node) (netip.Prefix, netip.Prefix, error) {
+	cidrs := n.Spec.PodCIDRs
+	if len(cidrs) == 0 {
+		cidrs = []string{n.Spec.PodCIDR}
+	}
+	var v4, v6 netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil || p != p.Masked() {
+			return v4, v6, fmt.Errorf("spec.podCIDRs %q: %q is not a network prefix", cidrs, c)
+		}
+		switch {
+		case p.Addr().Is4() && !v4.IsValid():
+			v4 = p
+		case p.Addr().Is6() && !v6.IsValid():
+			v6 = p
+		}
+	}
+	if !v4.IsValid() {
+		return v6, netip.Prefix{}, nil
+	}
+	return v4, v6, nil
 }
 
 // Run announces this node on its Node, then calls update with the peer set
@@ -303,7 +341,7 @@ func (k *Kube) checkSelf(ctx context.Context) error {
 	k.mu.Lock()
 	subnet := k.subnet
 	k.mu.Unlock()
-	if p, reason := k.ownSubnet(); reason == "" && subnet.IsValid() && p != subnet {
+	if p, _, reason := k.ownSubnet(); reason == "" && subnet.IsValid() && p != subnet {
 		return fmt.Errorf("%w from %s to %s: restarting to take the new one", ErrPodCIDRChanged, subnet, p)
 	}
 	want := k.cfg.Announce.annotations()
@@ -406,9 +444,9 @@ func PeerOf(n *corev1.Node) (peer.Info, string) {
 	if err != nil || addr.Port() == 0 {
 		return peer.Info{}, fmt.Sprintf("annotation %s=%q: want IP:PORT", AnnotationEndpoint, ep)
 	}
-	subnet, err := netip.ParsePrefix(n.Spec.PodCIDR)
-	if err != nil || subnet != subnet.Masked() {
-		return peer.Info{}, fmt.Sprintf("spec.podCIDR %q is not a network prefix", n.Spec.PodCIDR)
+	subnet, subnet6, err := podCIDRs(n)
+	if err != nil {
+		return peer.Info{}, err.Error()
 	}
-	return peer.Info{Name: n.Name, Subnet: subnet, Endpoint: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), State: peer.Alive}, ""
+	return peer.Info{Name: n.Name, Subnet: subnet, Subnet6: subnet6, Endpoint: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), State: peer.Alive}, ""
 }

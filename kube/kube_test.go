@@ -157,7 +157,7 @@ func TestPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	sets, _ := runPeers(t, k)
-	waitPeers(t, sets, "[{b 10.244.2.0/24 192.0.2.2:6081 alive 0001-01-01 00:00:00 +0000 UTC} {f 10.244.6.0/24 [fd00::6]:7000 alive 0001-01-01 00:00:00 +0000 UTC}]")
+	waitPeers(t, sets, "[{b 10.244.2.0/24 invalid Prefix 192.0.2.2:6081 alive 0001-01-01 00:00:00 +0000 UTC} {f 10.244.6.0/24 invalid Prefix [fd00::6]:7000 alive 0001-01-01 00:00:00 +0000 UTC}]")
 
 	// Run announced this node on its own Node.
 	err := testenv.Poll(t.Context(), waitTimeout, "annotations on Node a", func() error {
@@ -184,7 +184,7 @@ func TestPeers(t *testing.T) {
 	if err := client.CoreV1().Nodes().Delete(t.Context(), "b", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPeers(t, sets, "[{c 10.244.3.0/24 192.0.2.3:6081 alive 0001-01-01 00:00:00 +0000 UTC} {f 10.244.6.0/24 [fd00::6]:7000 alive 0001-01-01 00:00:00 +0000 UTC}]")
+	waitPeers(t, sets, "[{c 10.244.3.0/24 invalid Prefix 192.0.2.3:6081 alive 0001-01-01 00:00:00 +0000 UTC} {f 10.244.6.0/24 invalid Prefix [fd00::6]:7000 alive 0001-01-01 00:00:00 +0000 UTC}]")
 }
 
 // Someone else's edit of this node's annotations is undone: Run owns them.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type DemoConfig struct {
 	IperfSeconds int    // seconds of iperf3 between the first two hosts; 0 none
 	Static       bool   // static subnets and --peer flags instead of gossip
 	Offloads     bool   // keep the underlay veths' offloads on
+	IPv6         bool   // dual-stack overlay over the underlay's IPv6 addresses
 	Binary       string // the weft executable to run
 }
 
@@ -54,8 +56,14 @@ func Demo(ctx context.Context, c DemoConfig, stdout io.Writer) error {
 		return fmt.Errorf("remove a previous lab's leftovers: %w", err)
 	}
 	step("building %d hosts in network namespaces %s-h1..h%d on a bridge underlay", c.Hosts, c.Prefix, c.Hosts)
-	l, err := New(ctx, Config{Hosts: c.Hosts, Prefix: c.Prefix, Offloads: c.Offloads, LogDir: dir,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	lc := Config{Hosts: c.Hosts, Prefix: c.Prefix, Offloads: c.Offloads, LogDir: dir,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	wc := WeftConfig{Binary: c.Binary, Dir: dir, Driver: c.Driver, Gossip: !c.Static}
+	if c.IPv6 {
+		lc.Underlay6 = netip.MustParsePrefix("fd00:77::/64")
+		wc.Network6, wc.IPv6Underlay = netip.MustParsePrefix("fd00:10:244::/56"), true
+	}
+	l, err := New(ctx, lc)
 	if err != nil {
 		return err
 	}
@@ -69,12 +77,15 @@ func Demo(ctx context.Context, c DemoConfig, stdout io.Writer) error {
 	} else {
 		step("starting weft on every host: h1 starts a cluster, the others join it by gossip and lease subnets")
 	}
-	nodes, err := l.StartWeft(ctx, WeftConfig{Binary: c.Binary, Dir: dir, Driver: c.Driver, Gossip: !c.Static})
+	nodes, err := l.StartWeft(ctx, wc)
 	if err != nil {
 		return err
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(stdout, "    %s  underlay %s  subnet %s  overlay address %s\n", n.Name, n.Host.Addr, n.Subnet, n.Addr)
+		if c.IPv6 {
+			fmt.Fprintf(stdout, "    %s  underlay %s  subnet6 %s  overlay address %s\n", n.Name, n.Host.Addr6, n.Subnet6, n.Addr6)
+		}
 	}
 	if !c.Static {
 		step("waiting for every node to route to every other")
@@ -107,10 +118,15 @@ func Demo(ctx context.Context, c DemoConfig, stdout io.Writer) error {
 			if a == b {
 				continue
 			}
-			if err := a.Host.Ping(ctx, b.Addr, 3); err != nil {
-				return fmt.Errorf("%s → %s: %w", a.Name, b.Name, err)
+			for _, to := range []netip.Addr{b.Addr, b.Addr6} {
+				if !to.IsValid() {
+					continue
+				}
+				if err := a.Host.Ping(ctx, to, 3); err != nil {
+					return fmt.Errorf("%s → %s (%s): %w", a.Name, b.Name, to, err)
+				}
+				fmt.Fprintf(stdout, "    %s → %s (%s): ok\n", a.Name, b.Name, to)
 			}
-			fmt.Fprintf(stdout, "    %s → %s (%s): ok\n", a.Name, b.Name, b.Addr)
 		}
 	}
 

@@ -27,6 +27,7 @@ type Host struct {
 	Name  string     // "h1".."hN"; "u" for Lab.Switch; AddNetns's name
 	Netns string     // namespace name, for `ip netns exec` and `ip -n`
 	Addr  netip.Addr // underlay address (for Lab.Switch: the gateway)
+	Addr6 netip.Addr // IPv6 underlay address with Config.Underlay6; zero without
 	Link  string     // underlay interface inside Netns: "eth0" ("br0" for Lab.Switch)
 	// Port is the host's bridge port in the underlay namespace (Lab.Switch),
 	// e.g. "h1": netem there shapes traffic towards this host. Empty for Switch.

@@ -85,6 +85,11 @@ type Config struct {
 	// bridge (every host's default gateway) the last usable address.
 	// Default 192.168.77.0/24.
 	Underlay netip.Prefix
+	// Underlay6, if set, is an IPv6 prefix (a /64 or longer… at most /120)
+	// added beside Underlay: host i gets its i-th address as Host.Addr6, the
+	// bridge the last one. weft nodes then may use the IPv6 underlay alone
+	// (WeftConfig.IPv6Underlay). Zero: IPv4 only.
+	Underlay6 netip.Prefix
 	// NAT, if set, gives every host a second interface, "nat0", with this
 	// same address on every host, and moves the default route onto it: a
 	// VirtualBox VM's NAT interface (10.0.2.15/24), which software looking
@@ -152,6 +157,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("lab: Prefix %q: want 1-24 of [A-Za-z0-9._-]", c.Prefix)
 	case !c.Underlay.Addr().Is4():
 		return c, fmt.Errorf("lab: Underlay %v: only IPv4 is supported", c.Underlay)
+	case c.Underlay6.IsValid() && (!c.Underlay6.Addr().Is6() || c.Underlay6.Bits() > 120):
+		return c, fmt.Errorf("lab: Underlay6 %v: want an IPv6 prefix of at most /120", c.Underlay6)
 	case c.MTU < 576 || c.MTU > 65535:
 		return c, fmt.Errorf("lab: MTU %d: want 576..65535", c.MTU)
 	case c.NAT.IsValid() && (!c.NAT.Addr().Is4() || c.NAT.Overlaps(c.Underlay)):
@@ -159,7 +166,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Queues < 1 || c.Queues > 64:
 		return c, fmt.Errorf("lab: Queues %d: want 1..64", c.Queues)
 	}
-	c.Underlay = c.Underlay.Masked()
+	c.Underlay, c.Underlay6 = c.Underlay.Masked(), c.Underlay6.Masked()
 	// Usable addresses are base+1 .. broadcast-1; the gateway takes the last.
 	if usable := uint64(1)<<(32-c.Underlay.Bits()) - 2; uint64(c.Hosts)+1 > usable {
 		return c, fmt.Errorf("lab: Underlay %v holds %d addresses, %d hosts need %d", c.Underlay, usable, c.Hosts, c.Hosts+1)
@@ -185,6 +192,8 @@ type Lab struct {
 	Switch *Host
 	// Underlay is the underlay prefix (Config.Underlay after defaults).
 	Underlay netip.Prefix
+	// Underlay6 is Config.Underlay6: zero, or the underlay's IPv6 prefix.
+	Underlay6 netip.Prefix
 
 	cfg Config
 	log *slog.Logger
@@ -216,14 +225,14 @@ func New(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := Require(tools...); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	l := &Lab{Underlay: cfg.Underlay, cfg: cfg, log: cfg.Log.With("lab", cfg.Prefix)}
+	l := &Lab{Underlay: cfg.Underlay, Underlay6: cfg.Underlay6, cfg: cfg, log: cfg.Log.With("lab", cfg.Prefix)}
 	gw := nthAddr(cfg.Underlay, uint32(1)<<(32-cfg.Underlay.Bits())-2)
-	l.Switch = &Host{Name: "u", Netns: cfg.Prefix + "-u", Addr: gw, Link: bridgeLink, lab: l}
+	l.Switch = &Host{Name: "u", Netns: cfg.Prefix + "-u", Addr: gw, Addr6: nthAddr6(cfg.Underlay6, 0xfe), Link: bridgeLink, lab: l}
 	for i := 1; i <= cfg.Hosts; i++ {
 		name := fmt.Sprintf("h%d", i)
 		l.Hosts = append(l.Hosts, &Host{
 			Name: name, Netns: cfg.Prefix + "-" + name, Addr: nthAddr(cfg.Underlay, uint32(i)),
-			Link: hostLink, Port: name, lab: l,
+			Addr6: nthAddr6(cfg.Underlay6, byte(i)), Link: hostLink, Port: name, lab: l,
 		})
 	}
 
@@ -250,6 +259,11 @@ func New(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	for _, h := range l.Hosts {
 		if err := l.buildHost(ctx, h); err != nil {
 			return nil, fmt.Errorf("lab: host %s: %w", h.Netns, err)
+		}
+	}
+	for _, h := range l.all() {
+		if err := l.addIPv6(ctx, h); err != nil {
+			return nil, fmt.Errorf("lab: IPv6 underlay on %s: %w", h.Netns, err)
 		}
 	}
 	for _, h := range l.Hosts {
@@ -308,6 +322,29 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 	})
 }
 
+// nthAddr6 is the n-th address of p (n < 256), zero if p is.
+func nthAddr6(p netip.Prefix, n byte) netip.Addr {
+	if !p.IsValid() {
+		return netip.Addr{}
+	}
+	b := p.Addr().As16()
+	b[15] += n
+	return netip.AddrFrom16(b)
+}
+
+// addIPv6 gives h its IPv6 underlay address (no duplicate detection: the
+// lab hands out distinct ones), and a host a default route via the bridge.
+func (l *Lab) addIPv6(ctx context.Context, h *Host) error {
+	if !h.Addr6.IsValid() {
+		return nil
+	}
+	cmds := [][]string{{"ip", "-n", h.Netns, "addr", "add", netip.PrefixFrom(h.Addr6, l.Underlay6.Bits()).String(), "dev", h.Link, "nodad"}}
+	if h != l.Switch {
+		cmds = append(cmds, []string{"ip", "-n", h.Netns, "-6", "route", "add", "default", "via", l.Switch.Addr6.String(), "dev", h.Link})
+	}
+	return runAll(ctx, cmds)
+}
+
 func (l *Lab) buildHost(ctx context.Context, h *Host) error {
 	s, mtu, queues := l.Switch, fmt.Sprint(l.cfg.MTU), fmt.Sprint(l.cfg.Queues)
 	if err := l.addNetns(ctx, h.Netns); err != nil {
@@ -317,6 +354,7 @@ func (l *Lab) buildHost(ctx context.Context, h *Host) error {
 		{"net/ipv4/ip_forward", "1"},
 		{"net/ipv4/conf/all/rp_filter", "0"},
 		{"net/ipv4/conf/default/rp_filter", "0"},
+		{"net/ipv6/conf/all/forwarding", "1"}, // for dual-stack containers
 	} {
 		if err := sysctl(ctx, h.Netns, kv[0], kv[1]); err != nil {
 			return err

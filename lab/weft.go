@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/api"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // WeftConfig describes weft nodes to run on a lab's hosts.
@@ -24,6 +25,14 @@ type WeftConfig struct {
 	// Network is the overlay; default 10.244.0.0/16. Host i gets the /24
 	// with third byte i.
 	Network netip.Prefix
+	// Network6 makes the overlay dual-stack: a second --network. Statically
+	// peered hosts get the IPv6 subnets derived from their IPv4 ones (the
+	// same rule as gossip's, subnetenv.Subnet6, with /64 subnets).
+	Network6 netip.Prefix
+	// IPv6Underlay makes the nodes talk over the lab's IPv6 underlay only
+	// (Config.Underlay6): --advertise the host's Addr6, --listen [::],
+	// --join and --peer IPv6 endpoints.
+	IPv6Underlay bool
 	// Driver is the --tun-driver; empty means weft's default.
 	Driver string
 	// Gossip makes the nodes find each other by gossip: h1 starts a cluster
@@ -48,10 +57,13 @@ type Weft struct {
 	Name   string
 	Subnet netip.Prefix // as the running node reports it
 	Addr   netip.Addr   // overlay address: the subnet's network address
-	RunDir string
-	Args   []string // the full `weft up` arguments
-	Proc   *Proc
-	binary string
+	// Subnet6 and Addr6 are the IPv6 ones of a dual-stack node; zero without.
+	Subnet6 netip.Prefix
+	Addr6   netip.Addr
+	RunDir  string
+	Args    []string // the full `weft up` arguments
+	Proc    *Proc
+	binary  string
 }
 
 // StartWeft runs `weft up` on every host of the lab (PrepareWeft), one after
@@ -90,17 +102,33 @@ func (l *Lab) PrepareWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) 
 		}
 		security = []string{"--key-file", keyFile}
 	}
+	if cfg.IPv6Underlay && !l.Underlay6.IsValid() {
+		return nil, errors.New("lab: WeftConfig.IPv6Underlay needs a lab with Config.Underlay6")
+	}
 	base := cfg.Network.Addr().As4()
 	nodes := make([]*Weft, len(l.Hosts))
 	for i, h := range l.Hosts {
 		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], byte(i + 1), 0}), 24)
 		nodes[i] = &Weft{Host: h, Name: h.Name, Subnet: sub, Addr: sub.Addr(),
 			RunDir: filepath.Join(cfg.Dir, h.Name, "run"), binary: cfg.Binary}
+		if cfg.Network6.IsValid() {
+			s6, err := subnetenv.Subnet6(cfg.Network, sub, cfg.Network6, 64)
+			if err != nil {
+				return nil, fmt.Errorf("lab: %w", err)
+			}
+			nodes[i].Subnet6, nodes[i].Addr6 = s6, subnetenv.NodeAddress(s6)
+		}
 	}
 	for i, n := range nodes {
 		n.Args = append([]string{"up", "--name", n.Name}, security...)
 		n.Args = append(n.Args, "--network", cfg.Network.String(), "--run-dir", n.RunDir,
 			"--state-dir", filepath.Join(cfg.Dir, n.Name, "state"))
+		if cfg.Network6.IsValid() {
+			n.Args = append(n.Args, "--network", cfg.Network6.String())
+		}
+		if cfg.IPv6Underlay {
+			n.Args = append(n.Args, "--advertise", n.Host.Addr6.String(), "--listen", "[::]:6081")
+		}
 		if cfg.Driver != "" {
 			n.Args = append(n.Args, "--tun-driver", cfg.Driver)
 		}
@@ -108,18 +136,39 @@ func (l *Lab) PrepareWeft(ctx context.Context, cfg WeftConfig) ([]*Weft, error) 
 		case cfg.Kubeconfig != "":
 			n.Args = append(n.Args, "--kube", "--kubeconfig", cfg.Kubeconfig)
 		case cfg.Gossip && i > 0:
-			n.Args = append(n.Args, "--join", nodes[0].Host.Addr.String())
+			n.Args = append(n.Args, "--join", seedOf(nodes[0].Host, cfg.IPv6Underlay))
 		case !cfg.Gossip:
 			n.Args = append(n.Args, "--gossip-port", "0", "--subnet", n.Subnet.String())
 			for _, p := range nodes {
 				if p != n {
-					n.Args = append(n.Args, "--peer", fmt.Sprintf("%s=%s@%s", p.Name, p.Subnet, p.Host.Addr))
+					n.Args = append(n.Args, "--peer", staticPeer(p, cfg.IPv6Underlay))
 				}
 			}
 		}
 		n.Args = append(n.Args, cfg.Args...)
 	}
 	return nodes, nil
+}
+
+// seedOf is h's gossip address for --join: IPv6 ones as [addr]:port.
+func seedOf(h *Host, ipv6 bool) string {
+	if ipv6 {
+		return netip.AddrPortFrom(h.Addr6, 7946).String()
+	}
+	return h.Addr.String()
+}
+
+// staticPeer is p as a --peer flag: NAME=SUBNET[,SUBNET6]@IP, the IP in
+// brackets over an IPv6 underlay.
+func staticPeer(p *Weft, ipv6 bool) string {
+	subnets, ep := p.Subnet.String(), p.Host.Addr.String()
+	if p.Subnet6.IsValid() {
+		subnets += "," + p.Subnet6.String()
+	}
+	if ipv6 {
+		ep = "[" + p.Host.Addr6.String() + "]"
+	}
+	return fmt.Sprintf("%s=%s@%s", p.Name, subnets, ep)
 }
 
 // Launch runs the node with its Args and returns at once.
@@ -161,6 +210,7 @@ func (w *Weft) Start(ctx context.Context) error {
 			err = fmt.Errorf("%s is %s: %+v", w.Name, s.State, s.Join)
 		case err == nil:
 			w.Subnet, w.Addr = s.Subnet, s.Address // leased, with gossip
+			w.Subnet6, w.Addr6 = s.Subnet6, s.Address6
 		}
 		return err
 	})

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/weftnet/weft/subnetenv"
 )
 
 // DefaultGossipPort is memberlist's usual port (TCP and UDP).
@@ -52,6 +53,13 @@ type Config struct {
 	Network netip.Prefix
 	// SubnetLen is the prefix length of the subnets picked for nodes. Default 24.
 	SubnetLen int
+	// Network6 is the IPv6 overlay of a dual-stack cluster; zero for IPv4
+	// only. Nodes lease only IPv4 subnets: each one's IPv6 subnet, of
+	// length SubnetLen6, is derived from it (subnetenv.Subnet6) and
+	// announced, and a member whose Network6 or IPv6 subnet differs from
+	// ours is rejected.
+	Network6   netip.Prefix
+	SubnetLen6 int
 	// Subnet is an optional requested subnet (--subnet). It is used when no
 	// other node's lease beats it; otherwise a free subnet is picked.
 	Subnet netip.Prefix
@@ -119,6 +127,7 @@ func DefaultConfig() Config {
 		GossipPort:       DefaultGossipPort,
 		Network:          netip.MustParsePrefix("10.244.0.0/16"),
 		SubnetLen:        24,
+		SubnetLen6:       64,
 		StateDir:         "/var/lib/weft",
 		LeaseTTL:         24 * time.Hour,
 		MaxClockSkew:     10 * time.Minute,
@@ -152,6 +161,11 @@ func (c *Config) validate() error {
 	if c.SubnetLen <= c.Network.Bits() || c.SubnetLen > c.Network.Addr().BitLen() {
 		return fmt.Errorf("subnet length %d: must be longer than the network's /%d and at most /%d",
 			c.SubnetLen, c.Network.Bits(), c.Network.Addr().BitLen())
+	}
+	if c.Network6.IsValid() {
+		if err := subnetenv.CheckRoom6(c.Network, c.SubnetLen, c.Network6, c.SubnetLen6); err != nil {
+			return err
+		}
 	}
 	if c.Subnet.IsValid() {
 		if err := insideNetwork(c.Subnet, c.Network); err != nil {
@@ -208,6 +222,24 @@ func validName(s string) error {
 		}
 	}
 	return nil
+}
+
+// subnet6 is the IPv6 subnet that goes with subnet in a dual-stack
+// cluster; zero without Network6 or subnet.
+func (c *Config) subnet6(subnet netip.Prefix) netip.Prefix {
+	if !c.Network6.IsValid() || !subnet.IsValid() {
+		return netip.Prefix{}
+	}
+	s6, _ := subnetenv.Subnet6(c.Network, subnet, c.Network6, c.SubnetLen6)
+	return s6
+}
+
+// prefixOrNone writes p, or "none" if it is zero, for log lines.
+func prefixOrNone(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "none"
+	}
+	return p.String()
 }
 
 // insideNetwork checks a node subnet: masked, and strictly inside network.

@@ -38,6 +38,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	if md.Subnet.IsValid() {
 		md.Address = md.Subnet.Addr()
 	}
+	md.Network6, md.Subnet6 = m.cfg.Network6, m.cfg.subnet6(md.Subnet)
 	b := md.encode()
 	if len(b) > limit { // cannot happen: names are at most 255 bytes
 		panic(fmt.Sprintf("membership: metadata of %d bytes exceeds memberlist's %d", len(b), limit))
@@ -61,8 +62,12 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 		return m.reject(reasonBadMeta, n.Name, fmt.Errorf("metadata names %q", md.Name))
 	case md.Network != m.cfg.Network:
 		return m.reject(reasonWrongNetwork, n.Name, fmt.Errorf("network %s, ours is %s", md.Network, m.cfg.Network))
+	case md.Network6 != m.cfg.Network6:
+		return m.reject(reasonWrongNetwork, n.Name, fmt.Errorf("IPv6 network %q, ours is %q", prefixOrNone(md.Network6), prefixOrNone(m.cfg.Network6)))
 	case md.Subnet.IsValid() && insideNetwork(md.Subnet, m.cfg.Network) != nil:
 		return m.reject(reasonOutsideNetwork, n.Name, insideNetwork(md.Subnet, m.cfg.Network))
+	case md.Subnet6 != m.cfg.subnet6(md.Subnet):
+		return m.reject(reasonBadMeta, n.Name, fmt.Errorf("IPv6 subnet %q is not %s's twin %q (another --subnet-len6?)", prefixOrNone(md.Subnet6), md.Subnet, prefixOrNone(m.cfg.subnet6(md.Subnet))))
 	}
 	return nil
 }

@@ -28,12 +28,16 @@
 // # What each node announces
 //
 // Its memberlist metadata (meta.go: versioned, append-only) carries name,
-// network, subnet with its claim order, data endpoint, overlay address and a
-// flag word. Members memberlist reports alive become peer.Info{State: peer.Alive}
+// network, subnet with its claim order, data endpoint, overlay address, a
+// flag word, the lease TTL (v2) and, in a dual-stack cluster, the IPv6
+// network and the node's IPv6 subnet (v3). The IPv6 subnet is never leased:
+// it is the twin of the IPv4 lease (subnetenv.Subnet6), so the lease table
+// and its conflict rules cover both families. Members memberlist reports alive become peer.Info{State: peer.Alive}
 // (or "suspect", below); dead and left members stay in the peer set with
 // that state, for status only: the node withdraws their routes. Announcements that do not check out are rejected,
 // counted by reason (Stats) and logged once per node: metadata that does not
-// parse (bad_meta), another network (wrong_network), a subnet outside ours
+// parse or an IPv6 subnet that is not the lease's twin (bad_meta), another
+// network or IPv6 network (wrong_network), a subnet outside ours
 // (outside_network), a subnet a better claim holds (overlap), a second node
 // with a live node's name (duplicate_name), a taken data endpoint
 // (duplicate_endpoint), and lease records that do not check out (bad_lease).

@@ -21,6 +21,7 @@ func FuzzDecodeMeta(f *testing.F) {
 	pending := md
 	pending.Subnet, pending.Address = netip.Prefix{}, netip.Addr{}
 	f.Add(pending.encode())
+	f.Add(dualMeta().encode())
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0, 0, 255})
 	f.Fuzz(func(t *testing.T, b []byte) {

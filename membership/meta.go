@@ -19,6 +19,12 @@ package membership
 //	ttl       u64     the lease TTL in force at the node, in milliseconds
 //	                  (LeaseTTL, as adopted from the cluster)
 //
+// Version 3 appends (a dual-stack node; both empty on an IPv4-only one):
+//
+//	network6  prefix  the IPv6 overlay network
+//	subnet6   prefix  its IPv6 subnet, derived from subnet (subnetenv.Subnet6);
+//	                  empty while it has no subnet
+//
 // addr is a u8 length (0, 4 or 16) and the address bytes; prefix is an addr
 // followed, when the length is not 0, by a u8 prefix length. Later versions
 // only append fields, so an older decoder reads the v1 fields and ignores the
@@ -33,7 +39,7 @@ import (
 	"time"
 )
 
-const metaVersion = 2
+const metaVersion = 3
 
 // Flag and capability bits of the metadata word. Unknown bits are ignored.
 const (
@@ -50,6 +56,8 @@ type meta struct {
 	Endpoint netip.AddrPort
 	Address  netip.Addr    // zero with Subnet
 	LeaseTTL time.Duration // v2; zero from a v1 node
+	Network6 netip.Prefix  // v3; zero from an older or IPv4-only node
+	Subnet6  netip.Prefix  // v3; zero with Subnet, and on an IPv4-only node
 }
 
 func (m meta) encode() []byte {
@@ -64,7 +72,9 @@ func (m meta) encode() []byte {
 	b = appendAddr(b, m.Endpoint.Addr())
 	b = binary.BigEndian.AppendUint16(b, m.Endpoint.Port())
 	b = appendAddr(b, m.Address)
-	return binary.BigEndian.AppendUint64(b, uint64(m.LeaseTTL.Milliseconds()))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.LeaseTTL.Milliseconds()))
+	b = appendPrefix(b, m.Network6)
+	return appendPrefix(b, m.Subnet6)
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {
@@ -168,6 +178,10 @@ func decodeMeta(b []byte) (meta, error) {
 		}
 		m.LeaseTTL = time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond
 	}
+	if m.Version >= 3 {
+		m.Network6 = r.prefix()
+		m.Subnet6 = r.prefix()
+	}
 	if r.err != nil {
 		return m, fmt.Errorf("metadata: %w", r.err)
 	}
@@ -182,6 +196,10 @@ func decodeMeta(b []byte) (meta, error) {
 		return m, errors.New("metadata: subnet and overlay address must come together")
 	case m.Subnet.IsValid() && !m.Subnet.Contains(m.Address):
 		return m, fmt.Errorf("metadata: overlay address %s outside subnet %s", m.Address, m.Subnet)
+	case m.Network6.IsValid() && !m.Network6.Addr().Is6():
+		return m, fmt.Errorf("metadata: network6 %s is not IPv6", m.Network6)
+	case m.Subnet6.IsValid() && (!m.Subnet.IsValid() || !m.Network6.Contains(m.Subnet6.Addr()) || m.Subnet6.Bits() <= m.Network6.Bits()):
+		return m, fmt.Errorf("metadata: subnet6 %s without a subnet or outside network6 %s", m.Subnet6, m.Network6)
 	}
 	return m, nil
 }

@@ -408,13 +408,13 @@ func (s *leaseState) buildPeers(cs *claims, fx *effects) []peer.Info {
 		if c.mb.suspect {
 			state = peer.Suspect
 		}
-		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
+		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Subnet6: md.Subnet6, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
 	}
 	// Gone members ride along so status can show them; the node routes
 	// only alive and suspect peers.
 	for name, mb := range s.members {
 		if name != s.cfg.Name && (mb.state == peer.Dead || mb.state == peer.Left) && mb.meta.Subnet.IsValid() {
-			ps = append(ps, peer.Info{Name: name, Subnet: mb.meta.Subnet, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
+			ps = append(ps, peer.Info{Name: name, Subnet: mb.meta.Subnet, Subnet6: mb.meta.Subnet6, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
 		}
 	}
 	slices.SortFunc(ps, func(a, b peer.Info) int { return strings.Compare(a.Name, b.Name) })

@@ -136,7 +136,7 @@ func TestRegistry(t *testing.T) {
 			"device=tun,offload=tso": 1, "device=tun,offload=gro": 0,
 			"device=udp,offload=gso": 1, "device=udp,offload=gro": 1,
 		},
-		"weft_node_info":               {"cipher=aes-256-gcm,name=h1,subnet=10.244.1.0/24,tun_driver=wireguard": 1},
+		"weft_node_info":               {"cipher=aes-256-gcm,name=h1,subnet6=,subnet=10.244.1.0/24,tun_driver=wireguard": 1},
 		"weft_session_rotations_total": {"": 5},
 
 		"weft_tun_read_calls_total":         {"queue=0": 101, "queue=1": 301},
@@ -224,7 +224,7 @@ func TestRegistryScrapeTime(t *testing.T) {
 	if _, ok := got["weft_peer_sent_packets_total"]["peer=h3"]; ok {
 		t.Error("a peer that left the table still has series")
 	}
-	if _, ok := got["weft_node_info"]["cipher=none,name=h1,subnet=10.244.1.0/24,tun_driver=wireguard"]; !ok {
+	if _, ok := got["weft_node_info"]["cipher=none,name=h1,subnet6=,subnet=10.244.1.0/24,tun_driver=wireguard"]; !ok {
 		t.Errorf("insecure node: weft_node_info %v, want cipher=none", got["weft_node_info"])
 	}
 }

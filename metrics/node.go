@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"net/netip"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +45,7 @@ func newNodeCollector(status func() api.Status) *nodeCollector {
 		peers:           d("peers", "Peers known, by state (static, alive, suspect, dead, left).", "state"),
 		drops:           d("dropped_packets_total", "Packets and datagrams dropped, by reason (see weft status).", "reason"),
 		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
-		info:            d("node_info", "The node's name, subnet, TUN driver and cipher (value 1).", "name", "subnet", "tun_driver", "cipher"),
+		info:            d("node_info", "The node's name, subnet (and IPv6 subnet6 when dual-stack, else empty), TUN driver and cipher (value 1).", "name", "subnet", "subnet6", "tun_driver", "cipher"),
 		rotations:       d("session_rotations_total", "Sending sessions started after the first (every --rekey-after, and after 2^28 packets)."),
 		tunReads:        d("tun_read_calls_total", "TUN reads that returned packets.", "queue"),
 		tunReadPackets:  d("tun_read_packets_total", "Packets TUN reads returned (TSO superpackets split).", "queue"),
@@ -107,7 +108,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.Encryption.Enabled {
 		cipher = s.Encryption.Cipher
 	}
-	gauge(c.info, 1, s.Name, s.Subnet.String(), s.Tun.Driver, cipher)
+	gauge(c.info, 1, s.Name, s.Subnet.String(), prefixLabel(s.Subnet6), s.Tun.Driver, cipher)
 	if s.Encryption.Enabled {
 		counter(c.rotations, s.Encryption.Rotations)
 	}
@@ -133,4 +134,12 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// prefixLabel is p as a label value: empty when p is zero.
+func prefixLabel(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }

@@ -23,15 +23,22 @@ type Config struct {
 	Network   netip.Prefix   // --network: the whole overlay; default 10.244.0.0/16
 	Subnet    netip.Prefix   // --subnet: this node's share of Network; with gossip, a request (New needs it set)
 	SubnetLen int            // --subnet-len: prefix length of subnets picked for nodes; default 24
-	Peers     []peer.Info    // --peer: static peers
-	TunName   string         // --tun: default weft0
-	TunDriver string         // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
-	Queues    int            // --queues: parallel pipelines (queue.go), 1 to encap.MaxQueues; 0 = DefaultQueues(TunDriver)
-	Insecure  bool           // --insecure: run without authentication or encryption
-	Keys      [][]byte       // --key-file: cluster secrets, the first is used to send; none requires Insecure
-	KeyFile   string         // --key-file's path, for status (weft doctor checks it)
-	IPMasq    bool           // --ip-masq: the agent masquerades overlay → outside (package masq); shown in status
-	VNI       uint32         // GENEVE network id; default 1
+	// Dual-stack (node/dualstack.go): the IPv6 network (a second --network),
+	// this node's IPv6 subnet in it (derived from Subnet: DeriveSubnet6;
+	// with --kube the Node's IPv6 podCIDR) and the IPv6 subnets' prefix
+	// length (--subnet-len6, default 64). Network6 zero: IPv4 only.
+	Network6   netip.Prefix
+	Subnet6    netip.Prefix
+	SubnetLen6 int
+	Peers      []peer.Info // --peer: static peers
+	TunName    string      // --tun: default weft0
+	TunDriver  string      // --tun-driver: tunnel.DriverWireguard (default) or tunnel.DriverWater
+	Queues     int         // --queues: parallel pipelines (queue.go), 1 to encap.MaxQueues; 0 = DefaultQueues(TunDriver)
+	Insecure   bool        // --insecure: run without authentication or encryption
+	Keys       [][]byte    // --key-file: cluster secrets, the first is used to send; none requires Insecure
+	KeyFile    string      // --key-file's path, for status (weft doctor checks it)
+	IPMasq     bool        // --ip-masq: the agent masquerades overlay → outside (package masq); shown in status
+	VNI        uint32      // GENEVE network id; default 1
 	// ProbeInterval is the prober's tick (--probe-interval); default 1s.
 	// Each tick it probes the peers it sent data to and heard nothing from,
 	// those whose last probe is unanswered and new ones, then sweeps the
@@ -53,13 +60,14 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Name:      host,
-		Listen:    netip.AddrPortFrom(netip.IPv4Unspecified(), encap.Port),
-		Network:   netip.MustParsePrefix("10.244.0.0/16"),
-		SubnetLen: 24,
-		TunName:   "weft0",
-		TunDriver: tunnel.DriverWireguard,
-		VNI:       1,
+		Name:       host,
+		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), encap.Port),
+		Network:    netip.MustParsePrefix("10.244.0.0/16"),
+		SubnetLen:  24,
+		SubnetLen6: 64,
+		TunName:    "weft0",
+		TunDriver:  tunnel.DriverWireguard,
+		VNI:        1,
 
 		ProbeInterval: time.Second,
 		ProbeBudget:   20,
@@ -104,6 +112,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--subnet %s is not inside --network %s", c.Subnet, c.Network)
 		}
 	}
+	if err := c.validate6(); err != nil {
+		return err
+	}
 	if len(c.TunName) == 0 || len(c.TunName) > 15 {
 		return fmt.Errorf("--tun %q: interface names are 1 to 15 bytes", c.TunName)
 	}
@@ -120,7 +131,7 @@ func (c *Config) Validate() error {
 	if c.Queues > 1 && c.TunDriver == tunnel.DriverWater {
 		return fmt.Errorf("--queues %d: the water TUN driver has one queue; use --tun-driver wireguard, or --queues 1", c.Queues)
 	}
-	if _, errs := buildTable(c.Peers, c.Network, c.Subnet, &encap.Plain{}, nil); len(errs) > 0 {
+	if _, errs := buildTableIn(c.Peers, c.overlay(), &encap.Plain{}, nil); len(errs) > 0 {
 		return fmt.Errorf("--peer: %w", errs[0])
 	}
 	return nil

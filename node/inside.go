@@ -127,14 +127,14 @@ func (in *inside) route(t *table, ip ipInfo, ok bool, size int) (*Peer, dropReas
 	switch {
 	case !ok:
 		return nil, dropTunMalformed
-	case !n.cfg.Network.Contains(ip.dst):
+	case !n.cfg.inNetwork(ip.dst):
 		return nil, dropNotOverlay
-	case !n.cfg.Subnet.Contains(ip.src) && ip.src != n.host:
+	case !n.cfg.inSubnet(ip.src) && ip.src != n.host:
 		// The host's underlay address is its replies to remote
 		// containers that connected to it through the underlay;
 		// peers accept it from this node and from nobody else.
 		return nil, dropForeignSource
-	case n.cfg.Subnet.Contains(ip.dst):
+	case n.cfg.inSubnet(ip.dst):
 		return nil, dropLocalDest
 	case size > n.mtu:
 		return nil, dropTooBig

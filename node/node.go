@@ -132,12 +132,13 @@ func New(cfg Config, under Underlay, log *slog.Logger, openTun OpenTun, conns []
 		return nil, fmt.Errorf("--listen %s: %d sockets for %d queues", cfg.Listen, len(conns), queues)
 	}
 	devs, err := openTun(tunnel.Config{
-		Name:    cfg.TunName,
-		Driver:  cfg.TunDriver,
-		MTU:     mtu,
-		Address: netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
-		Routes:  []netip.Prefix{cfg.Network},
-		Queues:  queues,
+		Name:     cfg.TunName,
+		Driver:   cfg.TunDriver,
+		MTU:      mtu,
+		Address:  netip.PrefixFrom(cfg.Address(), cfg.Address().BitLen()),
+		Address6: tunAddress6(&cfg),
+		Routes:   tunRoutes(&cfg),
+		Queues:   queues,
 	}, log)
 	if err != nil {
 		if errors.Is(err, tunnel.ErrRouteExists) {
@@ -174,7 +175,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 		return nil, fmt.Errorf("%d TUN queues and %d sockets: want one each per pipeline", len(devs), len(conns))
 	}
 	n := &Node{
-		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.Network), mtu: mtu, codec: codec, tun: devs[0], conn: conns[0],
+		cfg: cfg, log: log, underlay: under, host: hostAddr(under.Addr, cfg.overlay()), mtu: mtu, codec: codec, tun: devs[0], conn: conns[0],
 		icmpLimit: rate.NewLimiter(100, 20),
 		sendWarn:  rate.NewLimiter(rate.Every(time.Minute), 1),
 		started:   time.Now(),
@@ -187,7 +188,7 @@ func newNode(cfg Config, log *slog.Logger, under Underlay, mtu int, codec encap.
 	for i := range devs {
 		n.queues = append(n.queues, &queue{index: i, tun: devs[i], conn: conns[i]})
 	}
-	t, _ := buildTable(nil, cfg.Network, cfg.Subnet, codec, nil)
+	t, _ := buildTableIn(nil, cfg.overlay(), codec, nil)
 	n.table.Store(t)
 	return n, nil
 }
@@ -232,7 +233,7 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	n.runSources(ctx, &wg, sources, fail)
 
 	n.log.Info("node up", "name", n.cfg.Name, "address", n.cfg.Address(), "subnet", n.cfg.Subnet,
-		"listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "queues", len(n.queues), "mtu", n.mtu,
+		"address6", n.cfg.Address6(), "subnet6", n.cfg.Subnet6, "listen", n.cfg.Listen, "tun", n.tun.Name(), "driver", n.cfg.TunDriver, "queues", len(n.queues), "mtu", n.mtu,
 		"tun_offloads", n.tun.Offloads(), "udp_offloads", n.udpOffloads())
 
 	<-ctx.Done()
@@ -268,7 +269,7 @@ func (n *Node) runSources(ctx context.Context, wg *sync.WaitGroup, sources []pee
 // setPeers swaps in a routing table for peers. Peers that do not check out
 // are left out and logged once per distinct reason, not on every update.
 func (n *Node) setPeers(peers []peer.Info) {
-	t, errs := buildTable(peers, n.cfg.Network, n.cfg.Subnet, n.codec, n.table.Load())
+	t, errs := buildTableIn(peers, n.cfg.overlay(), n.codec, n.table.Load())
 	n.table.Store(t)
 	n.peerErrMu.Lock()
 	seen := make(map[string]bool, len(errs))

@@ -107,7 +107,7 @@ func (o *outside) datagram(t *table, dgram []byte, ep netip.AddrPort) {
 		verdict = encapReason(encap.ErrInner) // unreachable: Open checked the header
 	case !peer.sourceOK(ip.src):
 		verdict = dropSpoofedSource
-	case !n.cfg.Subnet.Contains(ip.dst):
+	case !n.cfg.inSubnet(ip.dst):
 		verdict = dropNotOurSubnet
 	}
 	if n.trace.on() {

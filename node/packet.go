@@ -88,10 +88,42 @@ func needsICMPError(pkt []byte, ip ipInfo) bool {
 		ihl := int(pkt[0]&0x0f) * 4
 		// Only echo request/reply may be answered with an error.
 		return len(pkt) > ihl && (pkt[ihl] == 0 || pkt[ihl] == 8)
-	case ip.src.Is6() && ip.proto == 58:
-		return len(pkt) > 40 && pkt[40] >= 128 // informational messages only
+	case ip.src.Is6():
+		next, off, ok := skipExtensions6(pkt)
+		if !ok {
+			return false // a later fragment, or headers that do not parse
+		}
+		if next == 58 {
+			return len(pkt) > off && pkt[off] >= 128 // informational messages only
+		}
 	}
 	return true
+}
+
+// skipExtensions6 walks an IPv6 packet's extension headers (hop-by-hop,
+// routing, fragment, destination options) and returns the upper-layer
+// protocol and its offset. ok is false for a fragment other than the first
+// and for headers that run past the packet. Only the error path uses it:
+// forwarding reads the fixed header alone.
+func skipExtensions6(pkt []byte) (next byte, off int, ok bool) {
+	next, off = pkt[6], 40
+	for range 8 { // more is no packet worth an ICMP error
+		switch next {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(pkt) < off+2 {
+				return next, off, false
+			}
+			next, off = pkt[off], off+(int(pkt[off+1])+1)*8
+		case 44: // fragment: 8 bytes; offset in the upper 13 bits of bytes 2-3
+			if len(pkt) < off+8 || binary.BigEndian.Uint16(pkt[off+2:off+4])&0xfff8 != 0 {
+				return next, off, false
+			}
+			next, off = pkt[off], off+8
+		default:
+			return next, off, off <= len(pkt)
+		}
+	}
+	return next, off, false
 }
 
 // buildICMP writes into out an ICMP error about pkt and returns its length

@@ -114,3 +114,35 @@ func TestNoICMPAboutICMPErrors(t *testing.T) {
 		t.Fatal("would answer a non-first fragment")
 	}
 }
+
+// An ICMPv6 error behind extension headers is never answered, nor is a
+// later fragment; an echo request behind them is.
+func TestNoICMPv6AboutErrorsBehindExtensions(t *testing.T) {
+	src, dst := addr("fd00:10:244:1::5"), addr("fd00:10:244:2::6")
+	icmp := func(typ byte) []byte { return []byte{typ, 0, 0, 0, 0, 0, 0, 0} }
+	hop := func(next byte) []byte { return []byte{next, 0, 1, 4, 0, 0, 0, 0} }
+	frag := func(next byte, offset uint16) []byte {
+		return []byte{next, 0, byte(offset >> 8), byte(offset), 0, 0, 0, 1}
+	}
+	for _, tc := range []struct {
+		name string
+		next byte
+		body []byte
+		want bool
+	}{
+		{"error", 58, icmp(1), false},
+		{"echo", 58, icmp(128), true},
+		{"error behind hop-by-hop", 0, append(hop(58), icmp(2)...), false},
+		{"echo behind hop-by-hop", 0, append(hop(58), icmp(128)...), true},
+		{"error behind dest opts and first fragment", 60, append(hop(44), append(frag(58, 0), icmp(3)...)...), false},
+		{"UDP in a first fragment", 44, append(frag(17, 1), 0, 0, 0, 0, 0, 0, 0, 0), true},
+		{"later fragment", 44, append(frag(17, 0x50), 0, 0, 0, 0), false},
+		{"header past the end", 0, []byte{58, 9}, false},
+	} {
+		pkt := packettest.IPv6(src, dst, tc.next, tc.body)
+		ip, _ := parseIP(pkt)
+		if got := needsICMPError(pkt, ip); got != tc.want {
+			t.Errorf("%s: needsICMPError = %v", tc.name, got)
+		}
+	}
+}

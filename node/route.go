@@ -44,16 +44,17 @@ type table struct {
 }
 
 // sourceOK reports whether src may be the inner source of a packet from p:
-// an address of its subnet, or its host's own underlay address.
+// an address of one of its subnets (both families), or its host's own
+// underlay address.
 func (p *Peer) sourceOK(src netip.Addr) bool {
-	return p.Subnet.Contains(src) || src == p.host
+	return p.Subnet.Contains(src) || p.Subnet6.Contains(src) || src == p.host
 }
 
 // hostAddr is a node's underlay address as the inner source its host's
 // traffic may carry, besides the node's subnet; invalid (matching no source)
 // when it lies inside the overlay, where it would stand for another node's.
-func hostAddr(underlay netip.Addr, network netip.Prefix) netip.Addr {
-	if a := underlay.Unmap(); !network.Contains(a) {
+func hostAddr(underlay netip.Addr, ov overlay) netip.Addr {
+	if a := underlay.Unmap(); !ov.network.Contains(a) && !ov.network6.Contains(a) {
 		return a
 	}
 	return netip.Addr{}
@@ -72,11 +73,17 @@ func (t *table) has(name string) bool {
 	return ok
 }
 
-// buildTable checks a peer set against this node's own network and subnet
-// and returns the new snapshot. A peer that does not check out (outside the
-// network, overlapping another, a name or endpoint twice) is left out and
-// reported in errs; the rest is routed. Counters carry over from old by name.
+// buildTable is buildTableIn for a single-stack node.
 func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec, old *table) (t *table, errs []error) {
+	return buildTableIn(infos, overlay{network: network, subnet: own}, codec, old)
+}
+
+// buildTableIn checks a peer set against this node's own networks and
+// subnets and returns the new snapshot. A peer that does not check out
+// (outside the network, overlapping another, a name or endpoint twice) is
+// left out and reported in errs; the rest is routed, both its subnets when
+// it is dual-stack. Counters carry over from old by name.
+func buildTableIn(infos []peer.Info, ov overlay, codec encap.Codec, old *table) (t *table, errs []error) {
 	prev := map[string]*Peer{}
 	if old != nil {
 		for _, p := range old.peers {
@@ -86,13 +93,13 @@ func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec,
 	t = &table{routes: new(bart.Table[*Peer]), byEndpoint: make(map[netip.AddrPort]*Peer, len(infos))}
 	names := map[string]bool{}
 	for _, in := range infos {
-		if err := t.check(in, names, network, own); err != nil {
+		if err := t.checkDual(in, names, ov); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		names[in.Name] = true
 		p := &Peer{Info: in}
-		p.host = hostAddr(in.Endpoint.Addr(), network)
+		p.host = hostAddr(in.Endpoint.Addr(), ov)
 		if old := prev[in.Name]; old != nil {
 			p.counters = old.counters
 		} else {
@@ -101,6 +108,9 @@ func buildTable(infos []peer.Info, network, own netip.Prefix, codec encap.Codec,
 		t.peers = append(t.peers, p)
 		if in.State.Routable() {
 			t.routes.Insert(in.Subnet, p)
+			if in.Subnet6.IsValid() && ov.network6.IsValid() {
+				t.routes.Insert(in.Subnet6, p)
+			}
 			t.byEndpoint[in.Endpoint] = p
 		}
 	}

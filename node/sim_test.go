@@ -168,8 +168,14 @@ func startSim(t *testing.T, sn *simNet, name, subnet, ep string, peers ...peer.I
 func startSimCodec(t *testing.T, sn *simNet, name, subnet, ep string, codec encap.Codec, peers ...peer.Info) *simNode {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Name, cfg.Insecure = name, true
 	cfg.Subnet = netip.MustParsePrefix(subnet)
+	return startSimConfig(t, sn, cfg, name, ep, codec, peers...)
+}
+
+// startSimConfig is startSimCodec with a given configuration (dual-stack…).
+func startSimConfig(t *testing.T, sn *simNet, cfg Config, name, ep string, codec encap.Codec, peers ...peer.Info) *simNode {
+	t.Helper()
+	cfg.Name, cfg.Insecure = name, true
 	cfg.ProbeInterval = 100 * time.Millisecond
 	mtu := 1500 - 28 - codec.Headroom() - codec.Tailroom()
 	dev := tunneltest.New("weft0", mtu, 8)

@@ -14,6 +14,7 @@ func (n *Node) Status() api.Status {
 	queues, io := n.queueStatus()
 	s := api.Status{
 		Name: n.cfg.Name, Address: n.cfg.Address(), Subnet: n.cfg.Subnet, Network: n.cfg.Network,
+		Address6: n.cfg.Address6(), Subnet6: n.cfg.Subnet6, Network6: n.cfg.Network6,
 		MTU: n.mtu, UptimeSeconds: time.Since(n.started).Round(time.Second).Seconds(),
 		Listen: n.cfg.Listen, Underlay: api.Underlay(n.underlay),
 		Tun:          api.TunStatus{Name: n.tun.Name(), Driver: n.cfg.TunDriver},
@@ -43,7 +44,7 @@ func (n *Node) Status() api.Status {
 			path = p.path.status(now, n.probeTimeout(), n.lastHeard(p), p.Endpoint)
 		}
 		s.Peers = append(s.Peers, api.PeerStatus{
-			Name: p.Name, Subnet: p.Subnet, Endpoint: p.Endpoint, State: p.State,
+			Name: p.Name, Subnet: p.Subnet, Subnet6: p.Subnet6, Endpoint: p.Endpoint, State: p.State,
 			RxPackets: p.rxPackets.Load(), TxPackets: p.txPackets.Load(),
 			RxBytes: p.rxBytes.Load(), TxBytes: p.txBytes.Load(),
 			Path: path,

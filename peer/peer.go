@@ -37,6 +37,7 @@ func (s State) Routable() bool { return s == Static || s == Alive || s == Suspec
 type Info struct {
 	Name     string
 	Subnet   netip.Prefix
+	Subnet6  netip.Prefix   // a dual-stack peer's IPv6 subnet; zero if it has none
 	Endpoint netip.AddrPort // underlay address and UDP port
 	State    State
 	LastSeen time.Time // when gossip last heard from the peer, as of this peer set; zero for static peers
@@ -76,26 +77,37 @@ func (s StaticSet) Run(ctx context.Context, update func([]Info)) error {
 	return nil
 }
 
-// Parse reads a static peer written NAME=SUBNET@IP[:PORT] (IPv6 as [IP]:PORT
-// or a bare IP); the port defaults to defaultPort.
+// Parse reads a static peer written NAME=SUBNET[,SUBNET6]@IP[:PORT]: a
+// dual-stack peer's IPv4 subnet, then its IPv6 one. IP is IPv4, or IPv6 as
+// [IP]:PORT or a bare IP; the port defaults to defaultPort.
 func Parse(s string, defaultPort uint16) (Info, error) {
 	name, rest, ok := strings.Cut(s, "=")
-	subnet, ep, ok2 := strings.Cut(rest, "@")
+	subnets, ep, ok2 := strings.Cut(rest, "@")
 	if !ok || !ok2 || name == "" {
-		return Info{}, fmt.Errorf("want NAME=SUBNET@IP[:PORT], got %q", s)
+		return Info{}, fmt.Errorf("want NAME=SUBNET[,SUBNET6]@IP[:PORT], got %q", s)
 	}
-	pfx, err := netip.ParsePrefix(subnet)
+	subnet, subnet6, dual := strings.Cut(subnets, ",")
+	pfx, err := parseSubnet(name, subnet)
 	if err != nil {
-		return Info{}, fmt.Errorf("peer %q: %w", name, err)
+		return Info{}, err
 	}
-	if pfx != pfx.Masked() {
-		return Info{}, fmt.Errorf("peer %q: %s is not a network address (did you mean %s?)", name, pfx, pfx.Masked())
+	var pfx6 netip.Prefix
+	if dual {
+		if pfx6, err = parseSubnet(name, subnet6); err != nil {
+			return Info{}, err
+		}
+		if !pfx.Addr().Is4() || !pfx6.Addr().Is6() {
+			return Info{}, fmt.Errorf("peer %q: want an IPv4 subnet, then an IPv6 one, got %s,%s", name, pfx, pfx6)
+		}
 	}
 	host, port := ep, strconv.Itoa(int(defaultPort))
 	if h, p, err := net.SplitHostPort(ep); err == nil {
 		host, port = h, p
 	}
-	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1] // a bare [v6] without a port
+	}
+	addr, err := netip.ParseAddr(host)
 	if err != nil {
 		return Info{}, fmt.Errorf("peer %q: endpoint: %w", name, err)
 	}
@@ -103,5 +115,16 @@ func Parse(s string, defaultPort uint16) (Info, error) {
 	if err != nil || pn == 0 {
 		return Info{}, fmt.Errorf("peer %q: bad port %q", name, port)
 	}
-	return Info{Name: name, Subnet: pfx, Endpoint: netip.AddrPortFrom(addr.Unmap(), uint16(pn)), State: Static}, nil
+	return Info{Name: name, Subnet: pfx, Subnet6: pfx6, Endpoint: netip.AddrPortFrom(addr.Unmap(), uint16(pn)), State: Static}, nil
+}
+
+func parseSubnet(name, s string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return pfx, fmt.Errorf("peer %q: %w", name, err)
+	}
+	if pfx != pfx.Masked() {
+		return pfx, fmt.Errorf("peer %q: %s is not a network address (did you mean %s?)", name, pfx, pfx.Masked())
+	}
+	return pfx, nil
 }

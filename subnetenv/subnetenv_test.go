@@ -33,6 +33,12 @@ func TestParse(t *testing.T) {
 		{name: "bad mtu", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=big\n", err: "line 3: WEFT_MTU"},
 		{name: "tiny mtu", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_MTU=20\n", err: "out of range"},
 		{name: "bad ipmasq", in: "WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.1.0/24\nWEFT_IPMASQ=maybe\n", err: "WEFT_IPMASQ"},
+		{name: "dual-stack", in: testEnv + "WEFT_NETWORK6=fd00:10:244::/56\nWEFT_SUBNET6=fd00:10:244:1::/64\n", want: Env{
+			Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.1.0/24"), MTU: 1424,
+			Network6: netip.MustParsePrefix("fd00:10:244::/56"), Subnet6: netip.MustParsePrefix("fd00:10:244:1::/64")}},
+		{name: "subnet6 alone", in: testEnv + "WEFT_SUBNET6=fd00:10:244:1::/64\n", err: "come together"},
+		{name: "subnet6 outside", in: testEnv + "WEFT_NETWORK6=fd00:10:244::/56\nWEFT_SUBNET6=fd00:10:245:1::/64\n", err: "not inside WEFT_NETWORK6"},
+		{name: "network6 is v4", in: testEnv + "WEFT_NETWORK6=10.0.0.0/8\nWEFT_SUBNET6=fd00:10:244:1::/64\n", err: "not an IPv6 prefix"},
 		{name: "not key=value", in: "WEFT_NETWORK 10.244.0.0/16\n", err: "want KEY=VALUE"},
 	}
 	for _, tt := range tests {
@@ -72,6 +78,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(testEnv))
 	f.Add([]byte("WEFT_NETWORK=fd00::/48\nWEFT_SUBNET=fd00:0:0:1::/64\n"))
 	f.Add([]byte("WEFT_NETWORK=10.0.0.0/8\nWEFT_SUBNET=10.0.0.0/30\nWEFT_MTU=68"))
+	f.Add([]byte(testEnv + "WEFT_NETWORK6=fd00:10:244::/56\nWEFT_SUBNET6=fd00:10:244:1::/64\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(b)
 		if err != nil {
@@ -83,12 +90,16 @@ func FuzzParse(f *testing.F) {
 		if g := s.Gateway(); !s.Subnet.Contains(g) {
 			t.Fatalf("gateway %s outside %s", g, s.Subnet)
 		}
+		if s.DualStack() && (!s.Network6.Contains(s.Subnet6.Addr()) || !s.Subnet6.Contains(s.Gateway6())) {
+			t.Fatalf("accepted %+v", s)
+		}
 	})
 }
 
 func TestWriteRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), File)
-	want := Env{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.3.0/24"), MTU: 1424}
+	want := Env{Network: netip.MustParsePrefix("10.244.0.0/16"), Subnet: netip.MustParsePrefix("10.244.3.0/24"), MTU: 1424,
+		Network6: netip.MustParsePrefix("fd00:10:244::/56"), Subnet6: netip.MustParsePrefix("fd00:10:244:3::/64")}
 	if err := Write(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +135,28 @@ func TestWriteAs(t *testing.T) {
 	}
 	if err := s.WriteAs(io.Discard, "xml", "weft"); err == nil {
 		t.Error("format xml accepted")
+	}
+}
+
+func TestWriteAsDualStack(t *testing.T) {
+	s, err := Parse([]byte(testEnv + "WEFT_NETWORK6=fd00:10:244::/56\nWEFT_SUBNET6=fd00:10:244:1::/64\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string][]string{
+		"env":    {"WEFT_SUBNET6=fd00:10:244:1::/64\n", "WEFT_GATEWAY6=fd00:10:244:1::1\n", "WEFT_NETWORK6=fd00:10:244::/56\n"},
+		"docker": {`"ipv6": true`, `"fixed-cidr-v6": "fd00:10:244:1::/64"`, "--ipv6 --fixed-cidr-v6=fd00:10:244:1::/64"},
+		"podman": {"--subnet 10.244.1.0/24 --gateway 10.244.1.1 --ipv6 --subnet fd00:10:244:1::/64 --gateway fd00:10:244:1::1 --opt mtu=1424 weft\n"},
+		"json":   {`"gateway6": "fd00:10:244:1::1"`, `"subnet6": "fd00:10:244:1::/64"`},
+	} {
+		var out strings.Builder
+		if err := s.WriteAs(&out, format, "weft"); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: no %q in\n%s", format, w, out.String())
+			}
+		}
 	}
 }

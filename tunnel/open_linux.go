@@ -106,7 +106,20 @@ func configure(cfg Config) error {
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", cfg.Address, cfg.Name, err)
 	}
-	if !cfg.usesIPv6() {
+	if cfg.Address6.IsValid() {
+		a6 := &netlink.Addr{IPNet: ipNet(cfg.Address6), Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrAdd(link, a6); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", cfg.Address6, cfg.Name, err)
+		}
+	}
+	if cfg.usesIPv6() {
+		// No link-local address: without one the kernel sends no router
+		// solicitations or MLD reports into the TUN, which weft could
+		// only drop (not_overlay) as nobody's traffic.
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Name+"/addr_gen_mode", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("turn off IPv6 link-local addresses on %s: %w", cfg.Name, err)
+		}
+	} else {
 		// An IPv4 overlay has no use for the link-local address and the
 		// router solicitations and MLD reports the kernel would send.
 		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Name+"/disable_ipv6", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -116,6 +116,9 @@ type Config struct {
 	// Address is the node's overlay address with its prefix length, assigned
 	// to the interface (weft uses the subnet's network address as a /32).
 	Address netip.Prefix
+	// Address6 is a dual-stack node's IPv6 overlay address (a /128), added
+	// beside Address; zero on a single-stack node.
+	Address6 netip.Prefix
 	// Routes are installed through the interface once it is up (the whole
 	// overlay network). They go away with the interface.
 	Routes []netip.Prefix
@@ -150,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if !c.Address.IsValid() || c.Address.Addr().Is4In6() || c.Address.Addr().Zone() != "" {
 		return fmt.Errorf("tun address %q is not a plain IPv4 or IPv6 prefix", c.Address)
+	}
+	if c.Address6.IsValid() && (!c.Address6.Addr().Is6() || c.Address6.Addr().Is4In6() || c.Address6.Addr().Zone() != "") {
+		return fmt.Errorf("tun address %q is not a plain IPv6 prefix", c.Address6)
 	}
 	minMTU, why := MinMTU, ""
 	if c.usesIPv6() {
@@ -197,7 +203,7 @@ func emptyPacketError(i, n, offset int) error {
 
 // usesIPv6 reports whether the address or any route is IPv6.
 func (c Config) usesIPv6() bool {
-	for _, p := range append([]netip.Prefix{c.Address}, c.Routes...) {
+	for _, p := range append([]netip.Prefix{c.Address, c.Address6}, c.Routes...) {
 		if p.Addr().Is6() {
 			return true
 		}

@@ -18,6 +18,7 @@ func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&c.Prefix, "prefix", "weft-lab", "network namespace name `prefix`")
 	fs.IntVar(&c.IperfSeconds, "iperf-seconds", 3, "`seconds` of iperf3 TCP traffic between the first two hosts (0: none)")
 	fs.BoolVar(&c.Static, "static", false, "give every node its subnet and static --peer flags instead of gossip and leases")
+	fs.BoolVar(&c.IPv6, "ipv6", false, "dual-stack overlay (10.244.0.0/16 and fd00:10:244::/56) over the hosts' IPv6 underlay (fd00:77::/64)")
 	fs.BoolVar(&c.Offloads, "offloads", false, "keep the veth offloads on the underlay (default: off, 1500-byte frames as on a real NIC)")
 	if err := fs.Parse(args, stdout, stderr); err != nil {
 		return err

@@ -40,10 +40,11 @@ func parseUp(args []string, stdout, stderr io.Writer) (upOptions, error) {
 		cfg.Iface = append(cfg.Iface, r)
 		return err
 	})
-	fs.TextVar(&cfg.Network, "network", cfg.Network, "the whole overlay `CIDR` (with --kube: the cluster CIDR)")
+	fs.Var(node.NetworksFlag(cfg), "network", "the whole overlay `CIDR` (with --kube: the cluster CIDR); give an IPv4 and an IPv6 one for dual-stack")
 	fs.TextVar(&cfg.Subnet, "subnet", cfg.Subnet, "this node's `CIDR` inside --network (default: gossip leases a free one)")
 	fs.IntVar(&cfg.SubnetLen, "subnet-len", cfg.SubnetLen, "prefix `length` of node subnets picked from --network")
-	fs.Func("peer", "a static peer `NAME=SUBNET@IP[:PORT]` (repeatable; port default 6081)", func(s string) error {
+	fs.IntVar(&cfg.SubnetLen6, "subnet-len6", cfg.SubnetLen6, "prefix `length` of node subnets in the IPv6 --network (each the same-numbered IPv4 subnet's twin)")
+	fs.Func("peer", "a static peer `NAME=SUBNET[,SUBNET6]@IP[:PORT]` (repeatable; port default 6081)", func(s string) error {
 		p, err := peer.Parse(s, encap.Port)
 		cfg.Peers = append(cfg.Peers, p)
 		return err
