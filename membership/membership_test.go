@@ -142,7 +142,7 @@ func TestFailureAndLeave(t *testing.T) {
 	if err := n2.stop(); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
-	took = testenv.WaitFor(t, 3*time.Second, "the others see n2 left", func() bool {
+	took = testenv.WaitFor(t, 10*time.Second, "the others see n2 left", func() bool {
 		for _, n := range []*testNode{seed, n3} {
 			s, _ := n.member("n2")
 			if _, routed := n.peer("n2"); routed || s.State != peer.Left {
