@@ -4,14 +4,11 @@ package e2e
 // underlay and over an IPv6 one.
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/encap"
@@ -181,19 +178,7 @@ func TestCNIDualStack(t *testing.T) {
 // pings b over both families: only the IPv6 echoes show.
 func traceHost6(t *testing.T, a, b *lab.Weft) {
 	t.Helper()
-	tr, err := b.Host.Start(context.Background(), weftBin, "trace", "--run-dir", b.RunDir, "--host", a.Addr6.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Stop(syscall.SIGKILL, time.Second) })
-	if err := testenv.Poll(t.Context(), waitTimeout, "weft trace attached", func() error {
-		if !strings.Contains(tr.Output(), "tracing;") {
-			return errors.New("not yet")
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("%v\n%s", err, tr.Output())
-	}
+	tr := startTrace(t, b, "--host", a.Addr6.String())
 	ping(t, a, b, 2)
 	if err := a.Host.Ping(t.Context(), b.Addr6, 2); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
+	"github.com/weftnet/weft/lab"
 )
 
 // weft trace on h2 shows a ping's packets both ways and a spoofed packet's
@@ -42,19 +43,7 @@ func TestTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	pcap := filepath.Join(t.TempDir(), "trace.pcap")
-	tr, err := h2.Host.Start(context.Background(), weftBin, "trace", "--run-dir", h2.RunDir, "--pcap", pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Stop(syscall.SIGKILL, time.Second) })
-	if err := testenv.Poll(t.Context(), waitTimeout, "weft trace attached", func() error {
-		if !strings.Contains(tr.Output(), "tracing;") {
-			return errors.New("not yet")
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("%v\n%s", err, tr.Output())
-	}
+	tr := startTrace(t, h2, "--pcap", pcap)
 
 	ping(t, h1, h2, 3)
 	rogue := listenUDP(t, h3.Host, netip.AddrPortFrom(h3.Host.Addr, encap.Port))
@@ -169,4 +158,24 @@ func TestTraceSlowReader(t *testing.T) {
 		}
 	}
 	t.Fatalf("no lost-events notice on the stalled trace stream: %v", sc.Err())
+}
+
+// startTrace runs weft trace with args on w until the test ends, once it
+// says it is attached.
+func startTrace(t *testing.T, w *lab.Weft, args ...string) *lab.Proc {
+	t.Helper()
+	tr, err := w.Host.Start(context.Background(), weftBin, append([]string{"trace", "--run-dir", w.RunDir}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Stop(syscall.SIGKILL, time.Second) })
+	if err := testenv.Poll(t.Context(), waitTimeout, "weft trace attached", func() error {
+		if !strings.Contains(tr.Output(), "tracing;") {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, tr.Output())
+	}
+	return tr
 }
