@@ -68,11 +68,19 @@ type Node struct {
 
 	answers chan probeAnswer // probe answers for answerProbes (probe.go)
 
-	heard   []peer.HeardReporter // set by Run before status is served
-	ttl     peer.TTLReporter     // likewise; nil without gossip
-	keyHook KeyHook
-	keyMu   sync.Mutex      // serialises key changes
-	secrets map[byte][]byte // the cluster secrets held, by key id; under keyMu
+	// What the peer sources report beyond peers; set by Run, which may
+	// start after status is served.
+	reporters atomic.Pointer[reporters]
+	keyHook   KeyHook
+	keyMu     sync.Mutex      // serialises key changes
+	secrets   map[byte][]byte // the cluster secrets held, by key id; under keyMu
+}
+
+// reporters are the peer sources that also report when each peer was last
+// heard (gossip) and the lease TTL in force.
+type reporters struct {
+	heard []peer.HeardReporter
+	ttl   peer.TTLReporter // nil without gossip
 }
 
 // OpenTun creates the TUN device with Config.Queues queues, one Device
@@ -209,14 +217,16 @@ func (n *Node) Run(ctx context.Context, sources ...peer.Source) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	rs := &reporters{}
 	for _, src := range sources {
 		if r, ok := src.(peer.HeardReporter); ok {
-			n.heard = append(n.heard, r)
+			rs.heard = append(rs.heard, r)
 		}
 		if r, ok := src.(peer.TTLReporter); ok {
-			n.ttl = r
+			rs.ttl = r
 		}
 	}
+	n.reporters.Store(rs)
 	var wg sync.WaitGroup
 	fail := func(what string, err error) {
 		if err != nil {

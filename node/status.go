@@ -34,8 +34,8 @@ func (n *Node) Status() api.Status {
 			s.Encryption.KeyIDs = append(s.Encryption.KeyIDs, int(id))
 		}
 	}
-	if n.ttl != nil {
-		s.LeaseTTL = n.ttl.LeaseTTL().String()
+	if rs := n.reporters.Load(); rs != nil && rs.ttl != nil {
+		s.LeaseTTL = rs.ttl.LeaseTTL().String()
 	}
 	now := time.Now()
 	for _, p := range t.peers {
@@ -64,7 +64,11 @@ func (n *Node) lastHeard(p *Peer) time.Time {
 	if last.IsZero() {
 		return last
 	}
-	for _, r := range n.heard {
+	rs := n.reporters.Load()
+	if rs == nil {
+		return last
+	}
+	for _, r := range rs.heard {
 		if t, ok := r.LastHeard(p.Name); ok && t.After(last) {
 			last = t
 		}
