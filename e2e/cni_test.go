@@ -183,3 +183,14 @@ func cniCase(t *testing.T, set cnitest.PluginSet, cnitool, tag string) {
 		noPing(t, a1.Host, b2.addr)
 	})
 }
+
+// needCNI returns cnitool and the first plugin set (Debian's), failing
+// under CI=true, as testenv.Need does, when either is missing.
+func needCNI(t *testing.T) (string, cnitest.PluginSet) {
+	t.Helper()
+	cnitool, err := cnitest.Cnitool()
+	testenv.Need(t, err)
+	set := cnitest.PluginSets()[0]
+	testenv.Need(t, set.Check())
+	return cnitool, set
+}

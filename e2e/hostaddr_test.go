@@ -13,17 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/internal/testenv"
 )
 
 func TestPodToOtherHost(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping")
-	cnitool, err := cnitest.Cnitool()
-	testenv.Need(t, err)
-	set := cnitest.PluginSets()[0]
-	testenv.Need(t, set.Check())
+	cnitool, set := needCNI(t)
 
 	l, nodes := weftLab(t, "ph", 2, "")
 	h1, h2 := nodes[0], nodes[1]

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
@@ -152,10 +151,7 @@ func TestDualStackIPv6Underlay(t *testing.T) {
 func TestCNIDualStack(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping")
-	cnitool, err := cnitest.Cnitool()
-	testenv.Need(t, err)
-	set := cnitest.PluginSets()[0]
-	testenv.Need(t, set.Check())
+	cnitool, set := needCNI(t)
 	l, nodes := dualStackLab(t, "dc", 2, lab.WeftConfig{})
 	h1, h2 := installCNI(t, l, nodes[0], set, cnitool), installCNI(t, l, nodes[1], set, cnitool)
 	a1, b1, a2 := h1.newPod("a"), h1.newPod("b"), h2.newPod("a")

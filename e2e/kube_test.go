@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/weftnet/weft/cni/cnitest"
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/kube"
 	"github.com/weftnet/weft/lab"
@@ -38,10 +37,7 @@ func TestKube(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping", "nft")
 	testenv.Need(t, lab.RequireKube())
-	cnitool, err := cnitest.Cnitool()
-	testenv.Need(t, err)
-	plugins := cnitest.PluginSets()[0]
-	testenv.Need(t, plugins.Check())
+	cnitool, plugins := needCNI(t)
 
 	// h1..h3 run weft, h4 the control plane; h5 is outside the overlay.
 	l := newLab(t, "kube", 5)
