@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
@@ -89,6 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 			local.close()
 		}
 	}()
+	requested := cfg.Node.Subnet.IsValid()
 	if m != nil {
 		subnet, err := m.Start(ctx)
 		if err != nil {
@@ -112,38 +115,69 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, k)
 	}
-	if err := cfg.Node.DeriveSubnet6(); err != nil {
-		closeGossip(m)
-		return err
-	}
-	n, err := node.New(cfg.Node, under, log, cfg.OpenTun, local.conns)
-	local.conns = nil // New closes them on failure, the node on its stop
-	if err != nil {
-		closeGossip(m)
-		return err
-	}
 	removeMasq, err := installMasq(&cfg)
 	if err != nil {
-		n.Close()
 		closeGossip(m)
 		return err
 	}
 	defer removeMasq()
-	n.Handlers(srv)
+	// A node whose leased subnet is lost after it started, and who handed
+	// out none of its addresses, leases another and runs again (relet.go).
+	relet := m != nil && !requested && cfg.Kube == nil
+	var current atomic.Pointer[node.Node] // what metrics read
+	routes := &nodeRoutes{srv: srv, h: map[string]http.HandlerFunc{}}
+	for {
+		n, err := startNode(ctx, &cfg, under, routes, m, local, &current)
+		if err != nil {
+			closeGossip(m)
+			return err
+		}
+		started = true // the node owns the sockets, the metrics server its listener
+		err = n.Run(ctx, sources...)
+		n.removeEnv()
+		log.Info("node stopped")
+		if !relet || ctx.Err() != nil || !errors.Is(err, membership.ErrSubnetLost) {
+			closeGossip(m) // Run left the cluster already, unless our subnet was lost
+			return err
+		}
+		if local.conns, err = reletSubnet(ctx, &cfg, under, m, n.Node, err); err != nil || ctx.Err() != nil {
+			closeGossip(m)
+			return err // nil when stopped while leasing
+		}
+	}
+}
+
+// running is a started node and what takes its subnet.env away.
+type running struct {
+	*node.Node
+	removeEnv func()
+}
+
+// startNode builds the data plane on local's sockets, which it takes over,
+// and makes it visible: control handlers, subnet.env, and (the first time)
+// metrics on local's listener, which read the node current holds.
+func startNode(ctx context.Context, cfg *Config, under node.Underlay, routes api.Mux, m *membership.Membership, local *held, current *atomic.Pointer[node.Node]) (running, error) {
+	if err := cfg.Node.DeriveSubnet6(); err != nil {
+		return running{}, err
+	}
+	n, err := node.New(cfg.Node, under, cfg.Log, cfg.OpenTun, local.conns)
+	local.conns = nil // New closes them on failure, the node on its stop
+	if err != nil {
+		return running{}, err
+	}
+	n.Handlers(routes)
 	if m != nil && !cfg.Node.Insecure {
 		n.SetKeyHook(gossipKeys{m})
 	}
-	removeEnv, err := publish(ctx, &cfg, n, m, local.metrics)
+	current.Store(n)
+	status := func() api.Status { return current.Load().Status() }
+	removeEnv, err := publish(ctx, cfg, n.MTU(), status, m, local.metrics)
 	if err != nil {
 		n.Close()
-		closeGossip(m)
-		return err
+		return running{}, err
 	}
-	started = true // the node owns the socket, the metrics server its listener
-	err = n.Run(ctx, sources...)
-	removeEnv()
-	log.Info("node stopped")
-	return err
+	local.metrics = nil // served until ctx ends
+	return running{n, removeEnv}, nil
 }
 
 // candidateList is Underlay.Candidates for the log: "eth0=10.0.2.15 eth1=…".
@@ -158,9 +192,9 @@ func candidateList(cs []api.Candidate) string {
 // publish makes the running node visible on the host beside its control
 // socket: subnet.env, and metrics on ln (bound by preflight; nil: none).
 // remove takes subnet.env away again.
-func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membership, ln net.Listener) (remove func(), err error) {
+func publish(ctx context.Context, cfg *Config, mtu int, status func() api.Status, m *membership.Membership, ln net.Listener) (remove func(), err error) {
 	envFile := filepath.Join(cfg.RunDir, subnetenv.File)
-	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: n.MTU(),
+	env := subnetenv.Env{Network: cfg.Node.Network, Subnet: cfg.Node.Subnet, MTU: mtu,
 		Network6: cfg.Node.Network6, Subnet6: cfg.Node.Subnet6}
 	if err := subnetenv.Write(envFile, env); err != nil {
 		return nil, fmt.Errorf("--run-dir: %w", err)
@@ -171,7 +205,7 @@ func publish(ctx context.Context, cfg *Config, n *node.Node, m *membership.Membe
 		if m != nil {
 			g = m
 		}
-		metrics.ServeListener(ctx, ln, metrics.NewRegistry(cfg.Version, n.Status, g), cfg.Log)
+		metrics.ServeListener(ctx, ln, metrics.NewRegistry(cfg.Version, status, g), cfg.Log)
 	}
 	return remove, nil
 }

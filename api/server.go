@@ -21,6 +21,11 @@ type Server struct {
 	mux *http.ServeMux
 }
 
+// Mux takes endpoints: a Server, or what forwards them to one.
+type Mux interface {
+	HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request))
+}
+
 // NewServer returns a server with no endpoints.
 func NewServer() *Server { return &Server{mux: http.NewServeMux()} }
 

@@ -132,7 +132,9 @@
 // contest and picked again, against 114 with one subnet per rank. A
 // contest lost during Start is re-picked in process, without a bound on
 // rounds: the node has served no address yet. After Start, a lost subnet
-// ends Run with ErrSubnetLost, since addresses were handed out from it.
+// ends Run with ErrSubnetLost; Reclaim then leases another in process, which
+// the agent does when no address from the lost one was handed out (a
+// bridge holding a gateway address from it says one was).
 //
 // # Partitions
 //
@@ -141,7 +143,7 @@
 // seeds it does not see alive and a few gone members that still hold a
 // lease, which merges the halves. If both halves leased one subnet to
 // different nodes, the claim that ranks first keeps it and Run returns
-// ErrSubnetLost on the other node, which must restart to lease another.
+// ErrSubnetLost on the other node, which leases another (Reclaim) or stops.
 //
 // # Scale
 //

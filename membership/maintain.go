@@ -132,7 +132,7 @@ func (m *Membership) emit(n note) {
 	case "previous taken":
 		m.log.Warn("our previous subnet is now leased by another node; picking a free one", "subnet", n.subnet, "peer", n.name)
 	case "lost":
-		m.log.Error("our subnet was taken by a claim that ranks first; restart the node to lease another", "subnet", n.subnet, "peer", n.name, "err", n.err)
+		m.log.Warn("our subnet was taken by a claim that ranks first", "subnet", n.subnet, "peer", n.name, "err", n.err)
 	case "rejected":
 		m.log.Warn("rejected a node's announcement (logged once per node and reason)", "peer", n.name, "reason", reasonNames[n.reason], "err", n.err)
 	}

@@ -32,8 +32,9 @@ var (
 	// ErrNoLease: Release of a name that holds no lease.
 	ErrNoLease = errors.New("no lease for this name")
 	// ErrSubnetLost: after Start, a claim that ranks before ours took our
-	// subnet (a healed partition that handed it out twice). Run returns it;
-	// the node must restart, and then gets a free subnet.
+	// subnet (a healed partition that handed it out twice, or gossip so
+	// slow that two claims settled apart). Run returns it; the caller
+	// either leases another subnet in process (Reclaim) or closes.
 	ErrSubnetLost = errors.New("subnet lost to another node")
 )
 
@@ -174,6 +175,12 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 		return netip.Prefix{}, err
 	}
 	m.wg.Go(m.rejoin)
+	return m.lease(ctx)
+}
+
+// lease claims and settles our subnet and marks it started: from now on a
+// claim that ranks first ends Run with ErrSubnetLost.
+func (m *Membership) lease(ctx context.Context) (netip.Prefix, error) {
 	subnet, err := m.claim(ctx)
 	if err != nil {
 		return netip.Prefix{}, err
@@ -186,6 +193,24 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	}
 	m.log.Info("subnet leased", "subnet", subnet, "gossip", m.gossip, "endpoint", m.cfg.DataEndpoint)
 	return subnet, nil
+}
+
+// Reclaim leases another subnet after Run returned ErrSubnetLost, staying
+// in the cluster meanwhile; Run may then be called again. Only a node that
+// has handed out no address from the lost subnet may do so (the caller
+// knows); one that has must Close and stop instead, since its pods keep
+// addresses that now belong to another node. The pick is Start's: the lost
+// subnet counts as taken, and the new claim settles as Start's does.
+func (m *Membership) Reclaim(ctx context.Context) (netip.Prefix, error) {
+	m.mu.Lock()
+	if m.lostErr == nil || m.running.Load() {
+		m.mu.Unlock()
+		return netip.Prefix{}, errors.New("membership: Reclaim without a lost subnet, or while Run runs")
+	}
+	m.st.reopen()
+	m.lostErr, m.lost = nil, make(chan struct{})
+	m.mu.Unlock()
+	return m.lease(ctx)
 }
 
 // settleWindow is SettleWindow, but at least as long as memberlist takes to
@@ -351,7 +376,8 @@ func (m *Membership) takeOver() {
 // peers (alive or suspect, with a subnet that checks out) now and whenever
 // it changes, until ctx ends; then it leaves the cluster (Close). The slices
 // passed to update are never modified afterwards. Run returns ErrSubnetLost
-// (wrapped) if another node takes our subnet; the caller should restart.
+// (wrapped) if another node takes our subnet, still a member: the caller
+// then calls Reclaim or Close.
 func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 	if m.ml == nil {
 		return errors.New("membership: Run before Start")
@@ -359,6 +385,10 @@ func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("membership: Run called twice")
 	}
+	defer m.running.Store(false)
+	m.mu.Lock()
+	lostCh := m.lost // Reclaim replaces it, never while Run runs
+	m.mu.Unlock()
 	var last []peer.Info
 	for first := true; ; first = false {
 		m.mu.Lock()
@@ -371,11 +401,11 @@ func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 		select {
 		case <-ctx.Done():
 			return m.Close()
-		case <-m.lost:
+		case <-lostCh:
 			m.mu.Lock()
 			err := m.lostErr
 			m.mu.Unlock()
-			return errors.Join(err, m.Close())
+			return err
 		case <-m.published:
 		}
 	}

@@ -357,6 +357,10 @@ func (s *leaseState) start(now time.Time) []Lease {
 	return s.table(now)
 }
 
+// reopen lets the driver claim again after our subnet was lost (Reclaim):
+// the lost claim stays our record until the next pick replaces it.
+func (s *leaseState) reopen() { s.started, s.lost = false, false }
+
 // buildPeers returns the peer set: live members that announce a subnet no
 // better claim overlaps, one per data endpoint, plus gone (dead, left)
 // members for display, sorted by name.

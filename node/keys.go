@@ -33,7 +33,7 @@ var errInsecure = errors.New("this node runs --insecure: it has no keys to chang
 func (n *Node) SetKeyHook(h KeyHook) { n.keyHook = h }
 
 // handleKeys adds the key endpoints to the control socket.
-func (n *Node) handleKeys(s *api.Server) {
+func (n *Node) handleKeys(s api.Mux) {
 	s.HandleFunc("POST /v1/keys", func(w http.ResponseWriter, r *http.Request) {
 		var req api.KeyRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
@@ -133,4 +133,25 @@ func (n *Node) hook(f func(KeyHook) error) error {
 		return nil
 	}
 	return f(n.keyHook)
+}
+
+// HeldKeys returns the cluster secrets the node holds now, the one it sends
+// with first, as Config.Keys takes them: a node built again from them (the
+// agent does after leasing another subnet) keeps the key changes made at
+// runtime. Nil for an --insecure node.
+func (n *Node) HeldKeys() [][]byte {
+	s, ok := n.codec.(*encap.Sealed)
+	if !ok {
+		return nil
+	}
+	n.keyMu.Lock()
+	defer n.keyMu.Unlock()
+	ids, primary := s.KeyIDs()
+	keys := [][]byte{n.secrets[primary]}
+	for _, id := range ids {
+		if id != primary {
+			keys = append(keys, n.secrets[id])
+		}
+	}
+	return keys
 }

@@ -78,7 +78,7 @@ func (n *Node) lastHeard(p *Peer) time.Time {
 
 // Handlers adds the node's endpoints to the control API: status, trace and
 // key rotation.
-func (n *Node) Handlers(s *api.Server) {
+func (n *Node) Handlers(s api.Mux) {
 	s.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, n.Status())
 	})
