@@ -241,3 +241,58 @@ func TestDuplicateEndpointRefused(t *testing.T) {
 		t.Errorf("a after b's refusal: %+v", s)
 	}
 }
+
+// Two lone first agents lease the same subnet; when a third joins both, b's
+// claim ranks second. Having handed out nothing, b leases another subnet
+// in the same Run: a new TUN, subnet.env and status follow it, key changes
+// made at runtime survive, and it routes to a and c again.
+func TestAgentLeasesAgainAfterLosingSubnet(t *testing.T) {
+	key, err := encap.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := startAgent(t, "a", key), startAgent(t, "b", key)
+	sa, sb := a.status(t), b.status(t)
+	if sa.Subnet != sb.Subnet {
+		t.Fatalf("the premise: two lone first nodes lease one subnet; got %s and %s", sa.Subnet, sb.Subnet)
+	}
+	<-a.tun
+	first := <-b.tun
+	added, err := encap.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.AddKey(context.Background(), encap.FormatKey(added)); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, "c", key, a.gossip, b.gossip)
+
+	var second *tunneltest.Device
+	select {
+	case second = <-b.tun:
+	case <-time.After(patience):
+		t.Fatal("b opened no new TUN after losing its subnet")
+	}
+	if second == first {
+		t.Fatal("b reused its old TUN")
+	}
+	var s *api.Status
+	testenv.WaitFor(t, patience, "b up on a new subnet, routing to a and c", func() bool {
+		var err error
+		s, err = b.client.Status(context.Background())
+		return err == nil && s.Up() && s.Subnet != sa.Subnet && len(s.Peers) == 2 &&
+			s.Peers[0].State == peer.Alive && s.Peers[1].State == peer.Alive
+	})
+	env, err := subnetenv.Read(filepath.Join(b.cfg.RunDir, subnetenv.File))
+	if err != nil || env.Subnet != s.Subnet {
+		t.Fatalf("b's subnet.env %+v (%v), status subnet %s", env, err, s.Subnet)
+	}
+	if ids := s.Encryption.KeyIDs; len(ids) != 2 {
+		t.Fatalf("b's keys after the new lease: %v, want the one added at runtime kept", ids)
+	}
+	select {
+	case err := <-b.done:
+		t.Fatalf("b's Run ended: %v", err)
+	default:
+	}
+}
