@@ -8,8 +8,8 @@
 // server on host 2, and then, repetition by repetition, brings up one path
 // at a time and runs the same traffic from host 1 over it:
 //
-//	rep 1: underlay, vxlan, weft, weft-insecure, weft-water
-//	rep 2: underlay, vxlan, weft, …
+//	rep 1: underlay, vxlan, vxlan-v6, weft, weft-v6, weft-insecure, weft-water
+//	rep 2: underlay, vxlan, vxlan-v6, weft, …
 //
 // Interleaving spreads slow drifts of the machine (thermal, noisy
 // neighbours) over all paths instead of penalising the last one. Per path
@@ -17,6 +17,9 @@
 // userspace daemons' CPU time and the machine's load), TCP with each other
 // stream count of Flows (4 by default), 64-byte UDP flood, ping RTT under
 // one TCP stream (with the daemons' memory at that moment).
+//
+// The -v6 paths run the same traffic over inner IPv6: kernel VXLAN with
+// IPv6 addresses, and a dual-stack weft; their ratios are to vxlan-v6.
 //
 // When a wireguard-go executable is found (FindWireguardGo), it is one of
 // the default paths, so weft is always measured beside the userspace
@@ -36,6 +39,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/weftnet/weft/encap"
 )
 
 // Underlay is how the lab's veths carry packets.
@@ -81,6 +86,10 @@ type Config struct {
 	// 128; 1 must be among them (the CPU figures are taken during it).
 	// Default 1, 4.
 	Flows []int
+	// Queues is weft's --queues on every node of the weft paths but
+	// weft-water (single-queue), 1 to 64. Default 0: weft's own default,
+	// min(cores, 8).
+	Queues int
 	// WireguardGo is the wireguard-go executable of the wireguard-go
 	// path. Default FindWireguardGo().
 	WireguardGo string
@@ -174,6 +183,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Repeat < 1 || c.Repeat > 100 {
 		errs = append(errs, fmt.Errorf("repeat %d: want 1 to 100", c.Repeat))
 	}
+	if c.Queues < 0 || c.Queues > encap.MaxQueues {
+		errs = append(errs, fmt.Errorf("queues %d: want 1 to %d, or 0 for weft's default", c.Queues, encap.MaxQueues))
+	}
 	for i, p := range c.Paths {
 		if !slices.Contains(AllPaths, p) {
 			errs = append(errs, fmt.Errorf("unknown path %q (want some of %v)", p, AllPaths))
@@ -209,5 +221,5 @@ func (c Config) withDefaults() (Config, error) {
 
 // isWeftPath reports whether the path runs weft processes.
 func isWeftPath(name string) bool {
-	return name == PathWeft || name == PathWeftInsecure || name == PathWeftWater
+	return name == PathWeft || name == PathWeft6 || name == PathWeftInsecure || name == PathWeftWater
 }

@@ -43,13 +43,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer os.RemoveAll(dir)
 
 	r := &runner{cfg: cfg, start: time.Now(), res: &Result{
-		Machine:  machineInfo(ctx, cfg.Binary),
-		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat, Flows: cfg.Flows},
+		Machine: machineInfo(ctx, cfg.Binary),
+		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat, Flows: cfg.Flows,
+			Queues: cfg.Queues},
 	}}
 	r.res.Started = r.start.UTC().Round(time.Second)
 	r.steps = len(cfg.Underlays) * cfg.Repeat * len(cfg.Paths) * stepsPerPath(len(cfg.Flows))
 	for _, name := range cfg.Paths {
-		p, err := newPath(name, cfg.Binary, dir, cfg.WireguardGo)
+		p, err := newPath(name, cfg, dir)
 		if err != nil {
 			return nil, err
 		}
