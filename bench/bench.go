@@ -4,7 +4,8 @@
 // lab). `weft bench` is a thin CLI over Run.
 //
 // For every underlay mode (wire: 1500-byte frames as on a real NIC; offload:
-// veth passes GSO superpackets unsplit) it builds one lab, starts an iperf3
+// veth passes GSO superpackets unsplit; wire6: as wire, over the underlay's
+// IPv6 addresses) it builds one lab, starts an iperf3
 // server on host 2, and then, repetition by repetition, brings up one path
 // at a time and runs the same traffic from host 1 over it:
 //
@@ -36,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,16 +56,29 @@ const (
 	// Offload keeps the veth's defaults: GSO superpackets of up to 64 KiB
 	// cross unsplit, which no physical network does.
 	Offload Underlay = "offload"
+	// Wire6 is Wire over an IPv6 underlay: the lab's hosts also get
+	// addresses in underlay6Net, and every path talks over those alone
+	// (weft --advertise/--listen/--peer IPv6, VXLAN and wireguard-go to
+	// IPv6 endpoints), as on a host reachable only over IPv6.
+	Wire6 Underlay = "wire6"
 )
 
 // Underlays lists the modes in report order.
-var Underlays = []Underlay{Wire, Offload}
+var Underlays = []Underlay{Wire, Offload, Wire6}
 
 // UnderlayInfo says in one line what each mode is, for reports.
 var UnderlayInfo = map[Underlay]string{
 	Wire:    "veth offloads off: 1500-byte frames, as on a real NIC",
 	Offload: "veth offloads on: GSO superpackets cross the underlay unsplit",
+	Wire6:   "as wire, but every path talks over the underlay's IPv6 addresses",
 }
+
+// underlay6Net is the IPv6 underlay of a Wire6 lab: host i gets the i-th
+// address.
+var underlay6Net = netip.MustParsePrefix("fd00:77::/64")
+
+// IPv6 reports whether the paths talk over the underlay's IPv6 addresses.
+func (u Underlay) IPv6() bool { return u == Wire6 }
 
 // Config describes a benchmark run. The zero value of a field means its
 // default (see DefaultConfig).

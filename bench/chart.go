@@ -83,7 +83,7 @@ const (
 	panelTitleH = 38
 	axisH       = 40
 	headerH     = 94
-	footerH     = 40
+	footerLineH = 15 // the footer: one line per underlay mode
 )
 
 // WriteChart writes an SVG bar chart of throughput, latency and weft's CPU
@@ -95,6 +95,7 @@ func (res *Result) WriteChart(w io.Writer) error {
 	rows := (len(panels) + cols - 1) / cols
 	ph := panelTitleH + len(s.Underlays)*(groupH+len(s.Paths)*(barH+barGap)) + axisH
 	width := 2*chartMargin + cols*panelW + (cols-1)*panelGapX
+	footerH := 25 + footerLineH*len(s.Underlays)
 	height := headerH + rows*ph + (rows-1)*panelGapY + footerH
 
 	var b strings.Builder
@@ -121,7 +122,7 @@ func (res *Result) WriteChart(w io.Writer) error {
 	for _, u := range s.Underlays {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#444444"><tspan font-weight="bold">%s</tspan>: %s</text>`+"\n",
 			chartMargin, fy, esc(u), esc(UnderlayInfo[Underlay(u)]))
-		fy += 15
+		fy += footerLineH
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

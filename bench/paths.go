@@ -91,9 +91,10 @@ type Endpoint struct {
 // are called in turn from one goroutine.
 type path interface {
 	Name() string
-	// Up makes the path ready on every host of l. It may return before
+	// Up makes the path ready on every host of l, talking over the
+	// underlay addresses of mode u (underlayAddr). It may return before
 	// packets flow; the runner waits for a ping to come back.
-	Up(ctx context.Context, l *lab.Lab) (Endpoint, error)
+	Up(ctx context.Context, l *lab.Lab, u Underlay) (Endpoint, error)
 	// Down undoes Up, also after Up failed part-way, and stops every
 	// process Up started. ctx may already be cancelled by an interrupt;
 	// Down must still clean up (the lab's Close is the backstop).
@@ -137,8 +138,16 @@ type underlayPath struct{}
 
 func (underlayPath) Name() string { return PathUnderlay }
 
-func (underlayPath) Up(_ context.Context, l *lab.Lab) (Endpoint, error) {
-	return Endpoint{Dst: l.Host(2).Addr}, nil
+func (underlayPath) Up(_ context.Context, l *lab.Lab, u Underlay) (Endpoint, error) {
+	return Endpoint{Dst: underlayAddr(l.Host(2), u)}, nil
+}
+
+// underlayAddr is h's underlay address in mode u: IPv6 in Wire6.
+func underlayAddr(h *lab.Host, u Underlay) netip.Addr {
+	if u.IPv6() {
+		return h.Addr6
+	}
+	return h.Addr
 }
 
 func (underlayPath) Down(context.Context) error { return nil }
@@ -162,15 +171,15 @@ func (p *vxlanPath) Name() string {
 	return PathVXLAN
 }
 
-func (p *vxlanPath) Up(ctx context.Context, l *lab.Lab) (Endpoint, error) {
+func (p *vxlanPath) Up(ctx context.Context, l *lab.Lab, u Underlay) (Endpoint, error) {
 	p.hosts = l.Hosts
 	for i, h := range l.Hosts {
 		cmds := [][]string{{"ip", "link", "add", vxlanDev, "type", "vxlan", "id", "42", "dstport", "4789",
-			"local", h.Addr.String(), "dev", h.Link}}
+			"local", underlayAddr(h, u).String(), "dev", h.Link}}
 		for _, peer := range l.Hosts {
 			if peer != h {
 				cmds = append(cmds, []string{"bridge", "fdb", "append", "00:00:00:00:00:00",
-					"dev", vxlanDev, "dst", peer.Addr.String()})
+					"dev", vxlanDev, "dst", underlayAddr(peer, u).String()})
 			}
 		}
 		addr := []string{"ip", "addr", "add", netip.PrefixFrom(p.addr(i+1), vxlanNet.Bits()).String(), "dev", vxlanDev}
@@ -223,14 +232,16 @@ type weftPath struct {
 
 func (p *weftPath) Name() string { return p.name }
 
-func (p *weftPath) Up(ctx context.Context, l *lab.Lab) (Endpoint, error) {
+func (p *weftPath) Up(ctx context.Context, l *lab.Lab, u Underlay) (Endpoint, error) {
 	if p.cfg.Binary == "" {
 		return Endpoint{}, fmt.Errorf("%s: no weft binary configured", p.name)
 	}
 	if err := os.MkdirAll(p.cfg.Dir, 0o700); err != nil {
 		return Endpoint{}, fmt.Errorf("%s: %w", p.name, err)
 	}
-	nodes, err := l.StartWeft(ctx, p.cfg)
+	cfg := p.cfg
+	cfg.IPv6Underlay = u.IPv6()
+	nodes, err := l.StartWeft(ctx, cfg)
 	p.nodes = nodes
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("%s: %w", p.name, err)

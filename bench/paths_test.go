@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/lab"
 )
 
 // Every path in AllPaths is built under its own name; the -v6 ones carry
@@ -57,6 +62,36 @@ func TestVXLANAddrs(t *testing.T) {
 		if got := (&vxlanPath{v6: tc.v6}).addr(2).String(); got != tc.want {
 			t.Errorf("vxlan v6=%v host 2: %s, want %s", tc.v6, got, tc.want)
 		}
+	}
+}
+
+// In wire6 every path talks to the hosts' IPv6 underlay addresses; wire
+// and offload keep the IPv4 ones.
+func TestUnderlayAddrs(t *testing.T) {
+	h1 := &lab.Host{Addr: netip.MustParseAddr("192.168.77.1"), Addr6: netip.MustParseAddr("fd00:77::1")}
+	h2 := &lab.Host{Addr: netip.MustParseAddr("192.168.77.2"), Addr6: netip.MustParseAddr("fd00:77::2")}
+	for _, u := range Underlays {
+		want := h2.Addr
+		if u == Wire6 {
+			want = h2.Addr6
+		}
+		if got := underlayAddr(h2, u); got != want || u.IPv6() != (u == Wire6) {
+			t.Errorf("%s: underlay address %v, want %v", u, got, want)
+		}
+		if ep, _ := (underlayPath{}).Up(t.Context(), &lab.Lab{Hosts: []*lab.Host{h1, h2}}, u); ep.Dst != want {
+			t.Errorf("%s: underlay path to %v, want %v", u, ep.Dst, want)
+		}
+	}
+	keys := make([]*ecdh.PrivateKey, 2)
+	for i := range keys {
+		keys[i], _ = ecdh.X25519().GenerateKey(rand.Reader)
+	}
+	hosts := []*lab.Host{h1, h2}
+	if cfg := wgConfig(hosts, keys, 0, Wire6); !strings.Contains(cfg, "endpoint=[fd00:77::2]:51820\n") {
+		t.Errorf("wire6 wireguard-go config:\n%s", cfg)
+	}
+	if cfg := wgConfig(hosts, keys, 0, Wire); !strings.Contains(cfg, "endpoint=192.168.77.2:51820\n") {
+		t.Errorf("wire wireguard-go config:\n%s", cfg)
 	}
 }
 

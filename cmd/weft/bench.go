@@ -29,7 +29,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := cli.NewFlagSet("weft bench", benchUsage)
 	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "number of lab `hosts` (traffic flows from h1 to h2)")
 	paths := fs.String("paths", strings.Join(cfg.Paths, ","), "comma-separated `list` of data paths to measure")
-	underlay := fs.String("underlay", string(bench.Wire), "underlay `mode`: wire (1500-byte frames), offload (GSO superpackets) or both")
+	underlay := fs.String("underlay", string(bench.Wire), "underlay `modes`, comma-separated: wire (1500-byte frames), offload (GSO superpackets), wire6 (wire over IPv6 addresses); both = wire,offload")
 	fs.IntVar(&cfg.Seconds, "seconds", cfg.Seconds, "`seconds` per iperf3 run")
 	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "repetitions of every step per path (the report shows median and min–max)")
 	fs.Func("flows", "comma-separated TCP stream `counts` (iperf3 -P), 1 among them (default 1,4)", func(s string) (err error) { cfg.Flows, err = bench.ParseFlows(s); return err })
