@@ -17,7 +17,7 @@ Measures weft against plain veth and kernel VXLAN: builds hosts in network names
 over each data path in turn and prints a table (progress on stderr). The -v6 paths carry the same traffic
 over inner IPv6 (a dual-stack weft, kernel VXLAN with IPv6 addresses). Needs root (namespaces, veth, TUN) and
 iperf3 (scripts/setup.sh installs it). A default run (every path, wire underlay, 3 repetitions of 5-second
-runs) takes about 6 minutes on 2 cores; --underlay both doubles that; --paths vxlan,weft --repeat 1
+runs) takes about 10 minutes on 2 cores; --underlay both doubles that; --paths vxlan,weft --repeat 1
 --seconds 1 takes under a minute. --scale measures cluster sizes instead (minutes per size).`
 
 // cmdBench runs `weft bench`: the same traffic over plain veth, kernel VXLAN
