@@ -5,9 +5,9 @@
 //
 // For every underlay mode (wire: 1500-byte frames as on a real NIC; offload:
 // veth passes GSO superpackets unsplit; wire6: as wire, over the underlay's
-// IPv6 addresses) it builds one lab, starts an iperf3
-// server on host 2, and then, repetition by repetition, brings up one path
-// at a time and runs the same traffic from host 1 over it:
+// IPv6 addresses) it builds one lab, starts an iperf3 server on host 2, and
+// then, repetition by repetition, brings up one path at a time and runs the
+// same traffic from host 1 over it:
 //
 //	rep 1: underlay, vxlan, vxlan-v6, weft, weft-v6, weft-insecure, weft-water
 //	rep 2: underlay, vxlan, vxlan-v6, weft, …

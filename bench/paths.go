@@ -13,9 +13,11 @@ package bench
 //	weft-water     weft up --tun-driver water, encrypted       10.244.0.0/16
 //	wireguard-go   wireguard-go, configured over UAPI          10.251.0.0/24 (wireguard.go)
 //
-// The -v6 paths carry the same traffic in IPv6 packets over the same IPv4
+// The -v6 paths carry the same traffic in inner IPv6 packets over the same
 // underlay; their ratios are to vxlan-v6 (baseline), so the 20 bytes more
-// of every inner header weigh on both sides of the ratio.
+// of every inner header weigh on both sides of the ratio. In the wire6
+// underlay mode every path talks over the hosts' IPv6 underlay addresses
+// (underlayAddr).
 
 import (
 	"context"
