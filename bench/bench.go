@@ -4,12 +4,13 @@
 // lab). `weft bench` is a thin CLI over Run.
 //
 // For every underlay mode (wire: 1500-byte frames as on a real NIC; offload:
-// veth passes GSO superpackets unsplit) it builds one lab, starts an iperf3
-// server on host 2, and then, repetition by repetition, brings up one path
-// at a time and runs the same traffic from host 1 over it:
+// veth passes GSO superpackets unsplit; wire6: as wire, over the underlay's
+// IPv6 addresses) it builds one lab, starts an iperf3 server on host 2, and
+// then, repetition by repetition, brings up one path at a time and runs the
+// same traffic from host 1 over it:
 //
-//	rep 1: underlay, vxlan, weft, weft-insecure, weft-water
-//	rep 2: underlay, vxlan, weft, …
+//	rep 1: underlay, vxlan, vxlan-v6, weft, weft-v6, weft-insecure, weft-water
+//	rep 2: underlay, vxlan, vxlan-v6, weft, …
 //
 // Interleaving spreads slow drifts of the machine (thermal, noisy
 // neighbours) over all paths instead of penalising the last one. Per path
@@ -17,6 +18,9 @@
 // userspace daemons' CPU time and the machine's load), TCP with each other
 // stream count of Flows (4 by default), 64-byte UDP flood, ping RTT under
 // one TCP stream (with the daemons' memory at that moment).
+//
+// The -v6 paths run the same traffic over inner IPv6: kernel VXLAN with
+// IPv6 addresses, and a dual-stack weft; their ratios are to vxlan-v6.
 //
 // When a wireguard-go executable is found (FindWireguardGo), it is one of
 // the default paths, so weft is always measured beside the userspace
@@ -33,9 +37,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/weftnet/weft/encap"
 )
 
 // Underlay is how the lab's veths carry packets.
@@ -49,16 +56,29 @@ const (
 	// Offload keeps the veth's defaults: GSO superpackets of up to 64 KiB
 	// cross unsplit, which no physical network does.
 	Offload Underlay = "offload"
+	// Wire6 is Wire over an IPv6 underlay: the lab's hosts also get
+	// addresses in underlay6Net, and every path talks over those alone
+	// (weft --advertise/--listen/--peer IPv6, VXLAN and wireguard-go to
+	// IPv6 endpoints), as on a host reachable only over IPv6.
+	Wire6 Underlay = "wire6"
 )
 
 // Underlays lists the modes in report order.
-var Underlays = []Underlay{Wire, Offload}
+var Underlays = []Underlay{Wire, Offload, Wire6}
 
 // UnderlayInfo says in one line what each mode is, for reports.
 var UnderlayInfo = map[Underlay]string{
 	Wire:    "veth offloads off: 1500-byte frames, as on a real NIC",
 	Offload: "veth offloads on: GSO superpackets cross the underlay unsplit",
+	Wire6:   "as wire, but every path talks over the underlay's IPv6 addresses",
 }
+
+// underlay6Net is the IPv6 underlay of a Wire6 lab: host i gets the i-th
+// address.
+var underlay6Net = netip.MustParsePrefix("fd00:77::/64")
+
+// IPv6 reports whether the paths talk over the underlay's IPv6 addresses.
+func (u Underlay) IPv6() bool { return u == Wire6 }
 
 // Config describes a benchmark run. The zero value of a field means its
 // default (see DefaultConfig).
@@ -81,6 +101,10 @@ type Config struct {
 	// 128; 1 must be among them (the CPU figures are taken during it).
 	// Default 1, 4.
 	Flows []int
+	// Queues is weft's --queues on every node of the weft paths but
+	// weft-water (single-queue), 1 to 64. Default 0: weft's own default,
+	// min(cores, 8).
+	Queues int
 	// WireguardGo is the wireguard-go executable of the wireguard-go
 	// path. Default FindWireguardGo().
 	WireguardGo string
@@ -174,6 +198,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Repeat < 1 || c.Repeat > 100 {
 		errs = append(errs, fmt.Errorf("repeat %d: want 1 to 100", c.Repeat))
 	}
+	if c.Queues < 0 || c.Queues > encap.MaxQueues {
+		errs = append(errs, fmt.Errorf("queues %d: want 1 to %d, or 0 for weft's default", c.Queues, encap.MaxQueues))
+	}
 	for i, p := range c.Paths {
 		if !slices.Contains(AllPaths, p) {
 			errs = append(errs, fmt.Errorf("unknown path %q (want some of %v)", p, AllPaths))
@@ -209,5 +236,5 @@ func (c Config) withDefaults() (Config, error) {
 
 // isWeftPath reports whether the path runs weft processes.
 func isWeftPath(name string) bool {
-	return name == PathWeft || name == PathWeftInsecure || name == PathWeftWater
+	return name == PathWeft || name == PathWeft6 || name == PathWeftInsecure || name == PathWeftWater
 }

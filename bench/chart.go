@@ -3,13 +3,17 @@ package bench
 // The SVG chart: one panel per headline metric, two panels a row. In each
 // panel the bars are grouped by underlay mode, one horizontal bar per path
 // (labelled on the left, coloured per path), with the median written at the
-// end of the bar, its ratio to vxlan beside it, and a whisker for the
-// spread (min–max). Hand-written SVG: no dependency, and text stays text.
+// end of the bar, its ratio to its baseline (vxlan of the same family)
+// beside it, and a whisker for the spread (min–max). The TCP panels, one per
+// number of flows, share one scale, so throughput by number of flows reads
+// off the bars' lengths. Hand-written SVG: no dependency, and text stays
+// text.
 
 import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,6 +35,19 @@ func chartPanels(s Settings) []chartPanel {
 	return append(out, chartOthers...)
 }
 
+// scaleKeys are the metrics whose values set the scale of key's panel: all
+// TCP throughputs for a TCP panel, else key alone.
+func (s Settings) scaleKeys(key string) []string {
+	var tcp []string
+	for _, n := range s.flows() {
+		tcp = append(tcp, TCPMetric(n).Key)
+	}
+	if slices.Contains(tcp, key) {
+		return tcp
+	}
+	return []string{key}
+}
+
 // chartOthers are the panels after throughput.
 var chartOthers = []chartPanel{
 	{UDPRate, "64-byte UDP datagrams delivered"},
@@ -44,7 +61,9 @@ var chartOthers = []chartPanel{
 var pathColors = map[string]string{
 	PathUnderlay:     "#BBBBBB",
 	PathVXLAN:        "#4477AA",
+	PathVXLAN6:       "#66CCEE", // a lighter kin of its IPv4 path's colour
 	PathWeft:         "#EE6677",
+	PathWeft6:        "#EE8866",
 	PathWeftInsecure: "#CCBB44",
 	PathWeftWater:    "#AA3377",
 	PathWireguardGo:  "#228833",
@@ -63,8 +82,8 @@ const (
 	groupH      = 18 // "wire" / "offload" group heading
 	panelTitleH = 38
 	axisH       = 40
-	headerH     = 78
-	footerH     = 40
+	headerH     = 94
+	footerLineH = 15 // the footer: one line per underlay mode
 )
 
 // WriteChart writes an SVG bar chart of throughput, latency and weft's CPU
@@ -76,6 +95,7 @@ func (res *Result) WriteChart(w io.Writer) error {
 	rows := (len(panels) + cols - 1) / cols
 	ph := panelTitleH + len(s.Underlays)*(groupH+len(s.Paths)*(barH+barGap)) + axisH
 	width := 2*chartMargin + cols*panelW + (cols-1)*panelGapX
+	footerH := 25 + footerLineH*len(s.Underlays)
 	height := headerH + rows*ph + (rows-1)*panelGapY + footerH
 
 	var b strings.Builder
@@ -90,8 +110,9 @@ func (res *Result) WriteChart(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="48" fill="#444444">%s</text>`+"\n", chartMargin, esc(res.Machine.summary()))
 	fmt.Fprintf(&b, `<text x="%d" y="64" fill="#444444">%s</text>`+"\n", chartMargin,
-		esc(fmt.Sprintf("Bars: median of %s of %d s per path; whiskers: min–max; grey “0.25×”: ratio to vxlan’s median in the same underlay mode.",
+		esc(fmt.Sprintf("Bars: median of %s of %d s per path; whiskers: min–max; grey “0.25×”: ratio to vxlan’s median (-v6 paths: vxlan-v6’s) in the same underlay mode.",
 			runs, s.Seconds)))
+	fmt.Fprintf(&b, `<text x="%d" y="80" fill="#444444">%s</text>`+"\n", chartMargin, esc("weft "+s.queuesText()))
 	for i, p := range panels {
 		x := chartMargin + (i%cols)*(panelW+panelGapX)
 		y := headerH + (i/cols)*(ph+panelGapY)
@@ -101,7 +122,7 @@ func (res *Result) WriteChart(w io.Writer) error {
 	for _, u := range s.Underlays {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#444444"><tspan font-weight="bold">%s</tspan>: %s</text>`+"\n",
 			chartMargin, fy, esc(u), esc(UnderlayInfo[Underlay(u)]))
-		fy += 15
+		fy += footerLineH
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
@@ -121,11 +142,14 @@ func (res *Result) writePanel(b *strings.Builder, key, title string, x, y, h int
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", x+10, y+18, esc(title))
 	fmt.Fprintf(b, `<text x="%d" y="%d" fill="#666666">%s, %s</text>`+"\n", x+10, y+32, esc(m.Unit), better)
 
-	// The scale covers the largest whisker of the panel.
+	// The scale covers the largest whisker of the panel, or of all TCP
+	// panels for one of them.
 	top := 0.0
-	for _, r := range res.Runs {
-		if mr := r.Get(key); mr != nil {
-			top = max(top, mr.Max, mr.Median)
+	for _, k := range s.scaleKeys(key) {
+		for _, r := range res.Runs {
+			if mr := r.Get(k); mr != nil {
+				top = max(top, mr.Max, mr.Median)
+			}
 		}
 	}
 	step, axisMax := niceScale(top)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 // WriteReports writes the table to w and, when named, the JSON results and
@@ -47,15 +49,21 @@ func writeFile(name string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
-// ParseUnderlays reads an underlay mode: wire, offload, or both.
+// ParseUnderlays reads --underlay: comma-separated modes (wire, offload,
+// wire6), or both (wire and offload).
 func ParseUnderlays(s string) ([]Underlay, error) {
-	switch s {
-	case "both":
-		return Underlays, nil
-	case string(Wire), string(Offload):
-		return []Underlay{Underlay(s)}, nil
+	if s == "both" {
+		return []Underlay{Wire, Offload}, nil
 	}
-	return nil, errors.New("want wire, offload or both")
+	var out []Underlay
+	for m := range strings.SplitSeq(s, ",") {
+		u := Underlay(strings.TrimSpace(m))
+		if !slices.Contains(Underlays, u) {
+			return nil, fmt.Errorf("%q: want wire, offload, wire6 (comma-separated) or both", m)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // PrepareOutputs creates logDir (if set) and creates or opens each named

@@ -3,18 +3,27 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestParseUnderlays(t *testing.T) {
-	for in, want := range map[string]int{"wire": 1, "offload": 1, "both": 2} {
-		if u, err := ParseUnderlays(in); err != nil || len(u) != want {
-			t.Errorf("%s: %v %v", in, u, err)
+	for in, want := range map[string][]Underlay{
+		"wire": {Wire}, "offload": {Offload}, "wire6": {Wire6}, "both": {Wire, Offload},
+		"wire, wire6": {Wire, Wire6}, "wire6,offload": {Wire6, Offload},
+	} {
+		if u, err := ParseUnderlays(in); err != nil || !slices.Equal(u, want) {
+			t.Errorf("%s: %v %v, want %v", in, u, err, want)
 		}
 	}
-	if _, err := ParseUnderlays("fast"); err == nil {
-		t.Error("fast accepted")
+	for _, bad := range []string{"fast", "", "wire,,offload", "both,wire6", "wire4"} {
+		if _, err := ParseUnderlays(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if err := (Config{Binary: "/bin/true", WireguardGo: "/bin/true", Underlays: []Underlay{Wire6, Wire6}}).Validate(); err == nil {
+		t.Error("wire6 twice accepted")
 	}
 }
 

@@ -99,4 +99,23 @@ func TestReportsWithFlows(t *testing.T) {
 	if !strings.Contains(chart.String(), `data-metric="tcp8_gbps"`) || !strings.Contains(chart.String(), "TCP, 8 streams") {
 		t.Error("chart has no TCP ×8 panel")
 	}
+	// The TCP panels share one scale: weft's ×1 and ×8 medians are both
+	// 32, so their bars are equally long.
+	w1, w8 := barWidth(t, chart.String(), TCP1), barWidth(t, chart.String(), TCPMetric(8).Key)
+	if w1 == "" || w1 != w8 {
+		t.Errorf("weft's TCP ×1 bar is %q wide, its TCP ×8 bar %q: the panels do not share a scale", w1, w8)
+	}
+}
+
+// barWidth is the width attribute of wire weft's bar in the panel of key.
+func barWidth(t *testing.T, svg, key string) string {
+	t.Helper()
+	tag := `data-path="weft" data-underlay="wire" data-metric="` + key + `"`
+	_, rest, ok := strings.Cut(svg, tag)
+	if !ok {
+		t.Fatalf("no bar %s", tag)
+	}
+	_, rest, _ = strings.Cut(rest, `width="`)
+	w, _, _ := strings.Cut(rest, `"`)
+	return w
 }

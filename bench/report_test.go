@@ -11,8 +11,9 @@ import (
 )
 
 // syntheticResult has every path in both modes, three samples per metric:
-// base+1, base+2, base+3 where base grows with the path's position, so
-// vxlan's median is 2+1·10 = 12 and weft's 2+2·10 = 22.
+// base+1, base+2, base+3 where base grows with the path's position in
+// AllPaths, so vxlan's median is 2+1·10 = 12, vxlan-v6's 22, weft's 32 and
+// weft-v6's 42.
 func syntheticResult() *Result {
 	res := &Result{Settings: Settings{Hosts: 2, Paths: AllPaths, Underlays: []string{"wire", "offload"}, Seconds: 5, Repeat: 3},
 		Machine: Machine{Kernel: "6.1.0", CPUs: 2, GoVersion: "go1.26.8", WeftVersion: "dev"}}
@@ -37,14 +38,20 @@ func syntheticResult() *Result {
 func TestSummarizeRatios(t *testing.T) {
 	res := syntheticResult()
 	weft := res.Find("offload", PathWeft).Get(TCP1)
-	if weft.Median != 22 || weft.Min != 21 || weft.Max != 23 {
+	if weft.Median != 32 || weft.Min != 31 || weft.Max != 33 {
 		t.Fatalf("weft tcp1 summary %+v", weft.Summary)
 	}
-	if weft.VsVxlan == nil || *weft.VsVxlan != 22.0/12 {
-		t.Errorf("weft vs vxlan = %v, want %v", weft.VsVxlan, 22.0/12)
+	if weft.VsVxlan == nil || *weft.VsVxlan != 32.0/12 {
+		t.Errorf("weft vs vxlan = %v, want %v", weft.VsVxlan, 32.0/12)
 	}
-	if res.Find("offload", PathVXLAN).Get(TCP1).VsVxlan != nil {
-		t.Error("vxlan has a ratio to itself")
+	// An IPv6 path's baseline is vxlan-v6: the same inner family.
+	if v := res.Find("offload", PathWeft6).Get(TCP1).VsVxlan; v == nil || *v != 42.0/22 {
+		t.Errorf("weft-v6 vs vxlan-v6 = %v, want %v", v, 42.0/22)
+	}
+	for _, base := range []string{PathVXLAN, PathVXLAN6} {
+		if res.Find("offload", base).Get(TCP1).VsVxlan != nil {
+			t.Errorf("%s has a ratio to itself", base)
+		}
 	}
 	if res.Find("wire", PathWeft).Get(UDPLoss).VsVxlan != nil {
 		t.Error("loss has a ratio; it should not")
@@ -63,8 +70,10 @@ func TestWriteTable(t *testing.T) {
 	for _, want := range []string{
 		"wire underlay", "offload underlay",
 		"metric  ", "weft-insecure",
-		"TCP ×1 (Gbit/s)  ", "2.00 (1.00–3.00)", "22.0 (21.0–23.0)",
-		"  vs vxlan", "1.83×", // weft 22 / vxlan 12
+		"TCP ×1 (Gbit/s)  ", "2.00 (1.00–3.00)", "32.0 (31.0–33.0)",
+		"  vs vxlan", "2.67×", // weft 32 / vxlan 12
+		"1.91×", // weft-v6 42 / vxlan-v6 22
+		"weft:       --queues default", "weft-v6", "vxlan-v6",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -89,7 +98,7 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := back.Find("wire", PathWeftWater).Get(RTTLoadP99)
-	if got == nil || len(got.Samples) != 3 || got.Median != 42 || got.VsVxlan == nil || *got.VsVxlan != 42.0/12 {
+	if got == nil || len(got.Samples) != 3 || got.Median != 62 || got.VsVxlan == nil || *got.VsVxlan != 62.0/12 {
 		t.Errorf("round trip: %+v", got)
 	}
 	var doc map[string]any

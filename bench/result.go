@@ -16,7 +16,8 @@ type Metric struct {
 	// Higher says whether a higher value is better (throughput) or worse
 	// (latency, loss, CPU, memory).
 	Higher bool
-	// Ratio: the report divides the path's median by vxlan's.
+	// Ratio: the report divides the path's median by its baseline's:
+	// vxlan's, or vxlan-v6's for an IPv6 path.
 	Ratio bool
 	// WeftOnly: measured only on paths that run userspace daemons (weft,
 	// wireguard-go); kernel paths show "-".
@@ -117,6 +118,7 @@ type Settings struct {
 	Seconds   int      `json:"seconds"`
 	Repeat    int      `json:"repeat"`
 	Flows     []int    `json:"flows,omitempty"`   // TCP stream counts; absent: 1 and 4
+	Queues    int      `json:"queues,omitempty"`  // weft --queues; absent: weft's default
 	Command   string   `json:"command,omitempty"` // the command line, if the caller sets it
 }
 
@@ -134,9 +136,10 @@ type PathResult struct {
 type MetricResult struct {
 	Unit string `json:"unit"`
 	Summary
-	// VsVxlan is this path's median divided by vxlan's in the same
-	// underlay mode; absent when there is no vxlan run or the metric has
-	// no ratio.
+	// VsVxlan is this path's median divided by its baseline's in the
+	// same underlay mode: vxlan's, or vxlan-v6's for an IPv6 path (the
+	// same inner family). Absent when the baseline did not run or the
+	// metric has no ratio.
 	VsVxlan *float64 `json:"vs_vxlan,omitempty"`
 }
 
@@ -176,8 +179,8 @@ func (res *Result) Find(underlay, path string) *PathResult {
 	return nil
 }
 
-// Summarize computes every median, spread and ratio to vxlan from the
-// samples. Run calls it; call it again after changing samples.
+// Summarize computes every median, spread and ratio to the baseline (vxlan
+// of the same family) from the samples. Run calls it; call it again after changing samples.
 func (res *Result) Summarize() {
 	for _, r := range res.Runs {
 		for _, m := range r.Metrics {
@@ -186,7 +189,7 @@ func (res *Result) Summarize() {
 		}
 	}
 	for _, r := range res.Runs {
-		base := res.Find(r.Underlay, PathVXLAN)
+		base := res.Find(r.Underlay, baselineOf(r.Path))
 		if base == nil || r == base {
 			continue
 		}

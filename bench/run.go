@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/weftnet/weft/lab"
@@ -30,7 +31,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	tools := []string{"ip", "bridge", "ss", "iperf3", "ping", "tee"}
-	if len(cfg.Underlays) > 1 || cfg.Underlays[0] == Wire {
+	if slices.ContainsFunc(cfg.Underlays, func(u Underlay) bool { return u != Offload }) {
 		tools = append(tools, "ethtool")
 	}
 	if err := lab.Require(tools...); err != nil {
@@ -43,13 +44,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer os.RemoveAll(dir)
 
 	r := &runner{cfg: cfg, start: time.Now(), res: &Result{
-		Machine:  machineInfo(ctx, cfg.Binary),
-		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat, Flows: cfg.Flows},
+		Machine: machineInfo(ctx, cfg.Binary),
+		Settings: Settings{Hosts: cfg.Hosts, Paths: cfg.Paths, Seconds: cfg.Seconds, Repeat: cfg.Repeat, Flows: cfg.Flows,
+			Queues: cfg.Queues},
 	}}
 	r.res.Started = r.start.UTC().Round(time.Second)
 	r.steps = len(cfg.Underlays) * cfg.Repeat * len(cfg.Paths) * stepsPerPath(len(cfg.Flows))
 	for _, name := range cfg.Paths {
-		p, err := newPath(name, cfg.Binary, dir, cfg.WireguardGo)
+		p, err := newPath(name, cfg, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -93,8 +95,11 @@ func (r *runner) underlay(ctx context.Context, u Underlay) (err error) {
 	}
 	fmt.Fprintf(r.cfg.Progress, "building the %s lab: %d hosts in namespaces %s-h1..h%d (%s)\n",
 		u, r.cfg.Hosts, r.cfg.Prefix, r.cfg.Hosts, UnderlayInfo[u])
-	l, err := lab.New(ctx, lab.Config{Hosts: r.cfg.Hosts, Prefix: r.cfg.Prefix, Offloads: u == Offload,
-		LogDir: r.cfg.LogDir, Log: r.cfg.Log})
+	lc := lab.Config{Hosts: r.cfg.Hosts, Prefix: r.cfg.Prefix, Offloads: u == Offload, LogDir: r.cfg.LogDir, Log: r.cfg.Log}
+	if u.IPv6() {
+		lc.Underlay6 = underlay6Net
+	}
+	l, err := lab.New(ctx, lc)
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,7 @@ func (r *runner) underlay(ctx context.Context, u Underlay) (err error) {
 // measure brings p up, runs its steps once, records the samples in pr and
 // brings p down again.
 func (r *runner) measure(ctx context.Context, l *lab.Lab, u Underlay, p path, rep int, pr *PathResult) (err error) {
-	ep, err := p.Up(ctx, l)
+	ep, err := p.Up(ctx, l, u)
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), downTimeout)
 		defer cancel()
@@ -182,7 +187,7 @@ func (r *runner) measure(ctx context.Context, l *lab.Lab, u Underlay, p path, re
 		cores := (cpu1 - cpu0).Seconds() / wall.Seconds()
 		pr.add(CPUPerGB, perGB)
 		pr.add(WeftCores, cores)
-		cpuNote = fmt.Sprintf(", weft %s CPU s/GB (%s cores)", fmtNum(perGB), fmtNum(cores))
+		cpuNote = fmt.Sprintf(", daemon %s CPU s/GB (%s cores)", fmtNum(perGB), fmtNum(cores))
 	}
 	r.progress(u, p, "tcp×1", rep, "%s Gbit/s%s, all CPUs %.0f%% busy", fmtNum(tcp1.BitsPerSecond/1e9), cpuNote,
 		busyPercent(busy0, busy1))

@@ -11,7 +11,8 @@ import (
 // WriteTable writes the result as aligned text: per underlay mode, one row
 // per metric and one column per path; each cell is the median with the
 // spread (min–max) of the repetitions, and rows marked "vs vxlan" divide
-// each path's median by vxlan's.
+// each path's median by its baseline's (vxlan, or vxlan-v6 for the -v6
+// paths).
 func (res *Result) WriteTable(w io.Writer) error {
 	s := res.Settings
 	var b strings.Builder
@@ -21,6 +22,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "command:    %s\n", s.Command)
 	}
 	fmt.Fprintf(&b, "machine:    %s\n", res.Machine.summary())
+	fmt.Fprintf(&b, "weft:       %s\n", s.queuesText())
 	for _, u := range s.Underlays {
 		fmt.Fprintf(&b, "\n%s underlay (%s)\n", u, UnderlayInfo[Underlay(u)])
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -35,7 +37,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 				fmt.Fprintf(tw, "\t%s", fmtCell(res.Find(u, p).Get(m.Key)))
 			}
 			fmt.Fprintln(tw)
-			if !m.Ratio || res.Find(u, PathVXLAN) == nil {
+			if !m.Ratio || !res.hasBaseline(u) {
 				continue
 			}
 			fmt.Fprint(tw, "  vs vxlan")
@@ -59,6 +61,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 	fmt.Fprint(&b, `notes:
   UDP 64 B: iperf3 -u -l 64 -b 0 (an unlimited sender); delivered = datagrams the receiver got per second.
   TCP ×N: iperf3 -P N, N parallel streams (--flows); each has its own ports, so the kernel spreads them over queues.
+  vs vxlan: the path's median over vxlan's; the -v6 paths' (inner IPv6) over vxlan-v6's.
   RTT: ping -i 0.01; under load = while one TCP stream runs over the same path.
   daemon CPU per GB: user+system seconds of the path's userspace processes (weft, wireguard-go) on all hosts
     during the TCP ×1 run, per 10^9 bytes received; daemon CPU use: the same seconds per second (1 core = 1.0).
@@ -72,6 +75,19 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, out.String())
 	return err
+}
+
+// hasBaseline reports whether a baseline path ran in underlay mode u.
+func (res *Result) hasBaseline(u string) bool {
+	return res.Find(u, PathVXLAN) != nil || res.Find(u, PathVXLAN6) != nil
+}
+
+// queuesText says how many queues the weft paths ran with.
+func (s Settings) queuesText() string {
+	if s.Queues == 0 {
+		return "--queues default (min(cores, 8); weft-water 1)"
+	}
+	return fmt.Sprintf("--queues %d (weft-water 1)", s.Queues)
 }
 
 // fmtCell formats a metric's median and spread; "-" when it was not

@@ -73,7 +73,7 @@ type wireguardGoPath struct {
 
 func (*wireguardGoPath) Name() string { return PathWireguardGo }
 
-func (p *wireguardGoPath) Up(ctx context.Context, l *lab.Lab) (Endpoint, error) {
+func (p *wireguardGoPath) Up(ctx context.Context, l *lab.Lab, u Underlay) (Endpoint, error) {
 	if p.binary == "" {
 		return Endpoint{}, errors.New("wireguard-go: no executable")
 	}
@@ -114,7 +114,7 @@ func (p *wireguardGoPath) Up(ctx context.Context, l *lab.Lab) (Endpoint, error) 
 		if err != nil {
 			return ep, err
 		}
-		if err := uapiSet(ctx, sock, wgConfig(l.Hosts, keys, i)); err != nil {
+		if err := uapiSet(ctx, sock, wgConfig(l.Hosts, keys, i, u)); err != nil {
 			return ep, fmt.Errorf("wireguard-go on %s: %w", h.Name, err)
 		}
 		for _, c := range [][]string{
@@ -130,8 +130,8 @@ func (p *wireguardGoPath) Up(ctx context.Context, l *lab.Lab) (Endpoint, error) 
 }
 
 // wgConfig is host i's UAPI configuration: its key and port, and every other
-// host as a peer at its underlay address.
-func wgConfig(hosts []*lab.Host, keys []*ecdh.PrivateKey, i int) string {
+// host as a peer at its underlay address in mode u.
+func wgConfig(hosts []*lab.Host, keys []*ecdh.PrivateKey, i int, u Underlay) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", hex.EncodeToString(keys[i].Bytes()), wgPort)
 	for j, h := range hosts {
@@ -139,7 +139,7 @@ func wgConfig(hosts []*lab.Host, keys []*ecdh.PrivateKey, i int) string {
 			continue
 		}
 		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\nallowed_ip=%s/32\n",
-			hex.EncodeToString(keys[j].PublicKey().Bytes()), netip.AddrPortFrom(h.Addr, wgPort), wgAddr(j+1))
+			hex.EncodeToString(keys[j].PublicKey().Bytes()), netip.AddrPortFrom(underlayAddr(h, u), wgPort), wgAddr(j+1))
 	}
 	return b.String()
 }

@@ -14,9 +14,10 @@ import (
 const benchUsage = `usage: weft bench [flags]
 
 Measures weft against plain veth and kernel VXLAN: builds hosts in network namespaces, runs iperf3 and ping
-over each data path in turn and prints a table (progress on stderr). Needs root (namespaces, veth, TUN) and
+over each data path in turn and prints a table (progress on stderr). The -v6 paths carry the same traffic
+over inner IPv6 (a dual-stack weft, kernel VXLAN with IPv6 addresses). Needs root (namespaces, veth, TUN) and
 iperf3 (scripts/setup.sh installs it). A default run (every path, wire underlay, 3 repetitions of 5-second
-runs) takes about 6 minutes on 2 cores; --underlay both doubles that; --paths vxlan,weft --repeat 1
+runs) takes about 10 minutes on 2 cores; --underlay both doubles that; --paths vxlan,weft --repeat 1
 --seconds 1 takes under a minute. --scale measures cluster sizes instead (minutes per size).`
 
 // cmdBench runs `weft bench`: the same traffic over plain veth, kernel VXLAN
@@ -28,10 +29,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := cli.NewFlagSet("weft bench", benchUsage)
 	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "number of lab `hosts` (traffic flows from h1 to h2)")
 	paths := fs.String("paths", strings.Join(cfg.Paths, ","), "comma-separated `list` of data paths to measure")
-	underlay := fs.String("underlay", string(bench.Wire), "underlay `mode`: wire (1500-byte frames), offload (GSO superpackets) or both")
+	underlay := fs.String("underlay", string(bench.Wire), "underlay `modes`, comma-separated: wire (1500-byte frames), offload (GSO superpackets), wire6 (wire over IPv6 addresses); both = wire,offload")
 	fs.IntVar(&cfg.Seconds, "seconds", cfg.Seconds, "`seconds` per iperf3 run")
 	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "repetitions of every step per path (the report shows median and min–max)")
 	fs.Func("flows", "comma-separated TCP stream `counts` (iperf3 -P), 1 among them (default 1,4)", func(s string) (err error) { cfg.Flows, err = bench.ParseFlows(s); return err })
+	fs.IntVar(&cfg.Queues, "queues", 0, "weft's --queues on every node of the weft paths but weft-water: `N`, 1 to 64 (default: weft's, min(cores, 8))")
 	jsonFile := fs.String("json", "", "write every sample, the medians, ratios and machine info as JSON to `file`")
 	chartFile := fs.String("chart", "", "write an SVG bar chart to `file`")
 	fs.StringVar(&cfg.Binary, "binary", "", "weft `executable` to benchmark (default: this one)")
