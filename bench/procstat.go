@@ -48,7 +48,11 @@ func parseProcStat(line string) (time.Duration, error) {
 }
 
 // procRSS returns pid's resident set size (VmRSS) in bytes.
-func procRSS(pid int) (uint64, error) {
+func procRSS(pid int) (uint64, error) { return procStatus(pid, "VmRSS") }
+
+// procStatus returns the size field (VmRSS, RssAnon, …) of pid's
+// /proc/PID/status in bytes.
+func procStatus(pid int, field string) (uint64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -56,14 +60,14 @@ func procRSS(pid int) (uint64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			return parseKiB(v)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // parseKiB reads a /proc size such as "   12345 kB" into bytes.

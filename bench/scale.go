@@ -52,10 +52,14 @@ type ScalePoint struct {
 	IdleCPUMax       float64 `json:"idle_cpu_percent_max"`
 	RSSMiB           float64 `json:"rss_mib"` // per node, median
 	RSSMaxMiB        float64 `json:"rss_mib_max"`
-	UnderlayBps      float64 `json:"underlay_bytes_per_second"` // bytes a node sends on the underlay while idle (gossip and probes), median
-	DataDatagramsPs  float64 `json:"data_datagrams_per_second"` // datagrams a node sends on its data port while idle (probes and answers), median
-	Killed           int     `json:"killed"`                    // nodes SIGKILLed for the withdrawal test
-	WithdrawSeconds  float64 `json:"withdraw_seconds"`          // SIGKILL → no survivor routes to them
+	// PrivateMiB is the median of RssAnon: what each node adds. RSS also
+	// counts the pages of the weft binary that every node shares (some
+	// 26 MiB of text and read-only data, client-go's included).
+	PrivateMiB      float64 `json:"private_mib"`
+	UnderlayBps     float64 `json:"underlay_bytes_per_second"` // bytes a node sends on the underlay while idle (gossip and probes), median
+	DataDatagramsPs float64 `json:"data_datagrams_per_second"` // datagrams a node sends on its data port while idle (probes and answers), median
+	Killed          int     `json:"killed"`                    // nodes SIGKILLed for the withdrawal test
+	WithdrawSeconds float64 `json:"withdraw_seconds"`          // SIGKILL → no survivor routes to them
 }
 
 // ScaleResult is a whole scale run.
@@ -370,7 +374,7 @@ func measureIdle(ctx context.Context, nodes []*lab.Weft, window time.Duration, p
 		return err
 	}
 	secs := time.Since(t0).Seconds()
-	var cpu, rss, bps, dps []float64
+	var cpu, rss, anon, bps, dps []float64
 	for i, w := range nodes {
 		cpu = append(cpu, 100*(after[i].cpu-before[i].cpu).Seconds()/secs)
 		bps = append(bps, float64(after[i].txBytes-before[i].txBytes)/secs)
@@ -379,11 +383,15 @@ func measureIdle(ctx context.Context, nodes []*lab.Weft, window time.Duration, p
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.Name, err)
 		}
-		rss = append(rss, float64(r)/(1<<20))
+		a, err := procStatus(w.Proc.Pid(), "RssAnon")
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.Name, err)
+		}
+		rss, anon = append(rss, float64(r)/(1<<20)), append(anon, float64(a)/(1<<20))
 	}
 	c, m := Summarize(cpu), Summarize(rss)
 	p.IdleCPUPercent, p.IdleCPUMax = c.Median, c.Max
-	p.RSSMiB, p.RSSMaxMiB = m.Median, m.Max
+	p.RSSMiB, p.RSSMaxMiB, p.PrivateMiB = m.Median, m.Max, Summarize(anon).Median
 	p.UnderlayBps, p.DataDatagramsPs = Summarize(bps).Median, Summarize(dps).Median
 	return nil
 }
@@ -410,10 +418,10 @@ func saveCPUProfile(ctx context.Context, w *lab.Weft, window time.Duration, file
 func (r *ScaleResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "weft bench --scale on %s\n\n", r.Machine.summary())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tconverge\texited\tdup subnets\tidle CPU/node\t(max)\tRSS/node\t(max)\tunderlay B/s/node\tdata dgrams/s/node\tkilled\twithdrawn in\t")
+	fmt.Fprintln(tw, "nodes\tconverge\texited\tdup subnets\tidle CPU/node\t(max)\tRSS/node\t(max)\tprivate/node\tunderlay B/s/node\tdata dgrams/s/node\tkilled\twithdrawn in\t")
 	for _, p := range r.Points {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.2f%%\t%.2f%%\t%.1f MiB\t%.1f MiB\t%.0f\t%.1f\t%d\t%s\t\n", p.Nodes, secs(p.ConvergeSeconds),
-			p.Exited, p.DuplicateSubnets, p.IdleCPUPercent, p.IdleCPUMax, p.RSSMiB, p.RSSMaxMiB, p.UnderlayBps,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.2f%%\t%.2f%%\t%.1f MiB\t%.1f MiB\t%.1f MiB\t%.0f\t%.1f\t%d\t%s\t\n", p.Nodes, secs(p.ConvergeSeconds),
+			p.Exited, p.DuplicateSubnets, p.IdleCPUPercent, p.IdleCPUMax, p.RSSMiB, p.RSSMaxMiB, p.PrivateMiB, p.UnderlayBps,
 			p.DataDatagramsPs, p.Killed, secs(p.WithdrawSeconds))
 	}
 	return tw.Flush()

@@ -21,7 +21,7 @@ func TestParseSizes(t *testing.T) {
 func TestScaleTable(t *testing.T) {
 	r := &ScaleResult{Points: []ScalePoint{
 		{Nodes: 50, ConvergeSeconds: 12.34, IdleCPUPercent: 0.41, IdleCPUMax: 0.6, RSSMiB: 30.5, RSSMaxMiB: 33,
-			UnderlayBps: 2100, DataDatagramsPs: 40, Killed: 5, WithdrawSeconds: 6.5},
+			PrivateMiB: 11.25, UnderlayBps: 2100, DataDatagramsPs: 40, Killed: 5, WithdrawSeconds: 6.5},
 		{Nodes: 200, ConvergeSeconds: -1, Exited: 3, DuplicateSubnets: 2, WithdrawSeconds: -1},
 	}}
 	var b bytes.Buffer
@@ -35,7 +35,8 @@ func TestScaleTable(t *testing.T) {
 			rows = append(rows, f)
 		}
 	}
-	if len(rows) != 2 || strings.Join(rows[0][:3], " ") != "50 12.3 s" || rows[1][1] != "never" || rows[1][len(rows[1])-1] != "never" {
+	if len(rows) != 2 || strings.Join(rows[0][:3], " ") != "50 12.3 s" || !strings.Contains(strings.Join(rows[0], " "), "33.0 MiB 11.2 MiB") ||
+		rows[1][1] != "never" || rows[1][len(rows[1])-1] != "never" {
 		t.Fatalf("table:\n%s", b.String())
 	}
 	b.Reset()
