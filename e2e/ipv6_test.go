@@ -70,16 +70,20 @@ func checkDualStack(t *testing.T, nodes []*lab.Weft) {
 }
 
 // TestDualStack runs a dual-stack overlay over the IPv4 underlay with
-// static peers: traffic in both families, and checkRefusals6.
+// static peers: traffic in both families, --ip-masq of both, and
+// checkRefusals6.
 func TestDualStack(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping")
-	_, nodes := dualStackLab(t, "ds", 3, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: true})
+	_, nodes := dualStackLab(t, "ds", 3, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: true, Args: []string{"--ip-masq"}})
 	if !strings.Contains(strings.Join(nodes[0].Args, " "), "--peer h2=10.244.2.0/24,fd00:10:244:2::/64@") {
 		t.Fatalf("h1's flags: %v", nodes[0].Args)
 	}
 	checkDualStack(t, nodes)
 	traceHost6(t, nodes[0], nodes[1])
+	// h1's own overlay addresses to h2's underlay ones, outside the
+	// overlay: masqueraded in both families.
+	checkEgress(t, nodes[1].Host, nodes[0], nodes[0].Host, nodes[0].Addr, nodes[0].Addr6)
 	checkRefusals6(t, nodes, false)
 }
 

@@ -145,7 +145,7 @@ func TestKube(t *testing.T) {
 		waitPing(t, p.Host, q.addr)
 	}
 
-	checkEgress(t, l.Host(5), nodes[0], pods[0])
+	checkEgress(t, l.Host(5), nodes[0], pods[0].Host, pods[0].addr)
 
 	// Deleting a Node withdraws its routes everywhere.
 	if err := client.CoreV1().Nodes().Delete(t.Context(), "h3", metav1.DeleteOptions{}); err != nil {
@@ -285,27 +285,27 @@ func hostIndex(name string) int {
 	return i
 }
 
-// checkEgress checks --ip-masq: a pod on w reaches outside, a host on the
-// underlay only, which sees w's node address; status and doctor report the
-// rules; a clean stop removes them.
-func checkEgress(t *testing.T, outside *lab.Host, w *lab.Weft, p *pod) {
+// checkEgress checks --ip-masq on w: a datagram from each overlay address
+// src on host from (a pod's, or w's own) to outside, a host on the
+// underlay only, arrives from w's underlay address of src's family, and the
+// reply finds its way back; status and doctor report the rules.
+func checkEgress(t *testing.T, outside *lab.Host, w *lab.Weft, from *lab.Host, srcs ...netip.Addr) {
 	t.Helper()
-	dst := netip.AddrPortFrom(outside.Addr, 9999)
-	ln := listenUDP(t, outside, dst)
-	c, err := lab.InNetns(p.Host, func() (*net.UDPConn, error) {
-		return net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, src := range srcs {
+		dst, node := netip.AddrPortFrom(outside.Addr, 9999), w.Host.Addr
+		if src.Is6() {
+			dst, node = netip.AddrPortFrom(outside.Addr6, 9999), w.Host.Addr6
+		}
+		ln := listenUDP(t, outside, dst)
+		c := listenUDP(t, from, netip.AddrPortFrom(src, 0))
+		sendUDP(t, c, dst, []byte("egress"))
+		_, seen, err := recvUDP(ln, ioTimeout)
+		if err != nil || seen.Addr() != node {
+			t.Fatalf("datagram from %s to %s: from %v (%v), want the node's address %s", src, dst, seen, err, node)
+		}
+		sendUDP(t, ln, seen, []byte("reply"))
+		expectDatagram(t, c, "reply")
 	}
-	defer c.Close()
-	if _, err := c.Write([]byte("egress")); err != nil {
-		t.Fatal(err)
-	}
-	if _, from, err := recvUDP(ln, ioTimeout); err != nil || from.Addr() != w.Host.Addr {
-		t.Fatalf("datagram from pod %s to %s: from %v (%v), want the node's address %s", p.addr, dst, from, err, w.Host.Addr)
-	}
-	waitPing(t, p.Host, outside.Addr) // the replies find their way back
 
 	if _, m := cliStatusJSON(t, w); m["ip_masq"] != true {
 		t.Errorf("%s: status ip_masq = %v", w.Name, m["ip_masq"])
