@@ -51,7 +51,6 @@ func table(network netip.Prefix) *nftables.Table {
 	return &nftables.Table{Name: Table, Family: nftables.TableFamilyIPv6}
 }
 
-// multicast is the family's multicast range, which keeps its source.
 // valid is networks without zero prefixes.
 func valid(networks []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
@@ -63,6 +62,7 @@ func valid(networks []netip.Prefix) []netip.Prefix {
 	return out
 }
 
+// multicast is the family's multicast range, which keeps its source.
 func multicast(network netip.Prefix) netip.Prefix {
 	if network.Addr().Is4() {
 		return netip.MustParsePrefix("224.0.0.0/4")
@@ -162,6 +162,7 @@ func (r *Rules) Remove() error {
 	return errors.Join(errs...)
 }
 
+// family is t's family as nft writes it.
 func family(t *nftables.Table) string {
 	if t.Family == nftables.TableFamilyIPv6 {
 		return "ip6"
