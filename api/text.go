@@ -82,7 +82,7 @@ func (s *Status) WriteText(w io.Writer) {
 	}
 	var drops []string
 	for reason, n := range s.Drops {
-		if n > 0 {
+		if n > 0 && reason != DropMulticast {
 			drops = append(drops, fmt.Sprintf("%s=%d", reason, n))
 		}
 	}

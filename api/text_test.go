@@ -103,6 +103,8 @@ func TestStatusWriteTextVariants(t *testing.T) {
 		{"drops sorted", func(s *Status) {
 			s.Drops = map[string]uint64{"unknown_peer": 2, "no_route": 15, "replay": 0, "auth_failed": 1}
 		}, []string{"\ndrops     auth_failed=1 no_route=15 unknown_peer=2\n"}, []string{"replay", "none"}},
+		{"the host's own multicast left out", func(s *Status) { s.Drops = map[string]uint64{DropMulticast: 2, "no_route": 0} },
+			[]string{"\ndrops     none\n"}, []string{DropMulticast}},
 		{"encrypted", func(s *Status) {
 			s.Encryption = EncryptionStatus{Enabled: true, Cipher: "aes-256-gcm", KeyIDs: []int{3, 7}, Primary: 7, Session: 42, Rotations: 3, RekeyAfterSeconds: 120}
 		}, []string{"security  aes-256-gcm, keys [3 7] (sending with 7), session 42 (rotated 3 times, every 2m0s)\n"}, []string{"NONE"}},

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 	"github.com/weftnet/weft/internal/packettest"
 	"github.com/weftnet/weft/internal/testenv"
@@ -51,6 +52,11 @@ func checkDualStack(t *testing.T, nodes []*lab.Weft) {
 		if !strings.Contains(text, "subnet6   "+s.Subnet6.String()+"\n") {
 			t.Errorf("%s: status text lacks its subnet6:\n%s", w.Name, text)
 		}
+		// The kernel's MLD reports when weft0 came up are multicast drops,
+		// which the text leaves out, and not not_overlay ones.
+		if s.Drops["not_overlay"] != 0 || strings.Contains(text, api.DropMulticast) {
+			t.Errorf("%s: drops %v; status text:\n%s", w.Name, s.Drops, text)
+		}
 	}
 	if r := runWeft(t, a.Host, "doctor", "--run-dir", a.RunDir); !strings.Contains(r.stdout, "IPv6 routes to "+overlayNet6.String()+" go through weft0") || !strings.Contains(r.stdout, "IPv6 forwarding is on") {
 		t.Errorf("weft doctor on %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
@@ -70,18 +76,82 @@ func checkDualStack(t *testing.T, nodes []*lab.Weft) {
 }
 
 // TestDualStack runs a dual-stack overlay over the IPv4 underlay with
-// static peers: traffic in both families, an IPv6 source spoofed by a peer
-// dropped and counted, and Packet Too Big at the IPv6 MTU's edge.
+// static peers: traffic in both families, --ip-masq of both, and
+// checkRefusals6.
 func TestDualStack(t *testing.T) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping")
-	_, nodes := dualStackLab(t, "ds", 3, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: true})
-	h1, h2, h3 := nodes[0], nodes[1], nodes[2]
-	if !strings.Contains(strings.Join(h1.Args, " "), "--peer h2=10.244.2.0/24,fd00:10:244:2::/64@") {
-		t.Fatalf("h1's flags: %v", h1.Args)
+	_, nodes := dualStackLab(t, "ds", 3, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: true, Args: []string{"--ip-masq"}})
+	if !strings.Contains(strings.Join(nodes[0].Args, " "), "--peer h2=10.244.2.0/24,fd00:10:244:2::/64@") {
+		t.Fatalf("h1's flags: %v", nodes[0].Args)
 	}
 	checkDualStack(t, nodes)
-	traceHost6(t, h1, h2)
+	traceHost6(t, nodes[0], nodes[1])
+	// h1's own overlay addresses to h2's underlay ones, outside the
+	// overlay: masqueraded in both families.
+	checkEgress(t, nodes[1].Host, nodes[0], nodes[0].Host, nodes[0].Addr, nodes[0].Addr6)
+	checkRefusals6(t, nodes, false)
+}
+
+// TestDualStackIPv6Underlay runs the dual-stack overlay over the underlay's
+// IPv6 addresses only, as TestDualStack does over IPv4: statically peered
+// ([addr] endpoints) with the same checks, then by gossip over IPv6
+// (--join [addr]:port). The MTU is 20 bytes less than over IPv4.
+func TestDualStackIPv6Underlay(t *testing.T) {
+	testenv.Require(t)
+	requireTools(t, "ip", "ethtool", "ping")
+	_, nodes := dualStackLab(t, "d6", 3, lab.WeftConfig{Driver: tunnel.DriverWireguard, Insecure: true, IPv6Underlay: true})
+	if !strings.Contains(strings.Join(nodes[0].Args, " "), "--peer h2=10.244.2.0/24,fd00:10:244:2::/64@[fd00:77::2]") {
+		t.Fatalf("h1's flags: %v", nodes[0].Args)
+	}
+	checkDualStack(t, nodes)
+	checkUnderlay6(t, nodes, true)
+	checkRefusals6(t, nodes, true)
+
+	t.Run("gossip", func(t *testing.T) {
+		_, nodes := dualStackLab(t, "g6", 2, lab.WeftConfig{Driver: tunnel.DriverWireguard, Gossip: true, IPv6Underlay: true})
+		if !strings.Contains(strings.Join(nodes[1].Args, " "), "--join [fd00:77::1]:7946") {
+			t.Fatalf("h2's flags: %v", nodes[1].Args)
+		}
+		checkDualStack(t, nodes)
+		checkUnderlay6(t, nodes, false)
+	})
+}
+
+// checkUnderlay6 checks that the first node reaches the second at its IPv6
+// underlay endpoint and has the MTU an IPv6 underlay leaves: the lab's
+// 1500-byte wire less IPv6 and UDP (48 bytes, 20 more than over IPv4) and
+// the encapsulation (GENEVE, and with sealing its option and tag).
+func checkUnderlay6(t *testing.T, nodes []*lab.Weft, insecure bool) {
+	t.Helper()
+	s := status(t, nodes[0])
+	p := peer(t, s, nodes[1].Name)
+	if p.Endpoint != netip.AddrPortFrom(nodes[1].Host.Addr6, encap.Port) || p.Subnet6 != nodes[1].Subnet6 {
+		t.Errorf("peer %s: endpoint %s subnet6 %s; want [%s]:%d and %s", p.Name, p.Endpoint, p.Subnet6, nodes[1].Host.Addr6, encap.Port, nodes[1].Subnet6)
+	}
+	overhead := encap.SealedOverhead
+	if insecure {
+		overhead = encap.HeaderLen
+	}
+	if want := 1500 - 48 - overhead; s.Underlay.Addr != nodes[0].Host.Addr6 || s.MTU != want {
+		t.Errorf("underlay %s, MTU %d; want %s and %d", s.Underlay.Addr, s.MTU, nodes[0].Host.Addr6, want)
+	}
+}
+
+// checkRefusals6 checks, on three statically peered --insecure nodes, what
+// an IPv6 overlay refuses: a packet over the MTU is answered with Packet
+// Too Big at the node's MTU, and an IPv6 source a peer spoofs is dropped
+// and counted. The third node turns rogue and sends from its underlay
+// endpoint, the IPv6 one with ipv6Underlay.
+func checkRefusals6(t *testing.T, nodes []*lab.Weft, ipv6Underlay bool) {
+	t.Helper()
+	h1, h2, h3 := nodes[0], nodes[1], nodes[2]
+	wire := func(w *lab.Weft) netip.AddrPort {
+		if ipv6Underlay {
+			return netip.AddrPortFrom(w.Host.Addr6, encap.Port)
+		}
+		return netip.AddrPortFrom(w.Host.Addr, encap.Port)
+	}
 
 	// Packet Too Big: with weft0's MTU raised by hand, the kernel sends
 	// what weft cannot carry, and weft answers as the destination.
@@ -105,44 +175,20 @@ func TestDualStack(t *testing.T) {
 	if err := h3.Stop(); err != nil {
 		t.Fatalf("stop weft on h3: %v", err)
 	}
-	rogue := listenUDP(t, h3.Host, netip.AddrPortFrom(h3.Host.Addr, encap.Port))
+	rogue := listenUDP(t, h3.Host, wire(h3))
 	sinkAddr := netip.AddrPortFrom(h2.Addr6, 7000)
 	sink := listenUDP(t, h2.Host, sinkAddr)
-	h2wire := netip.AddrPortFrom(h2.Host.Addr, encap.Port)
 	spoofed := netip.AddrPortFrom(h1.Addr6.Next(), 4000)
 	own := netip.AddrPortFrom(h3.Addr6.Next(), 4000)
 	before := status(t, h2).Drops["spoofed_source"]
 	for range 2 {
 		pkt := packettest.WithUDPChecksum(packettest.UDP6(spoofed, sinkAddr, []byte("spoofed")))
-		sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv6, pkt))
+		sendUDP(t, rogue, wire(h2), geneve(1, encap.ProtoIPv6, pkt))
 	}
 	waitDrops(t, h2, map[string]uint64{"spoofed_source": before + 2})
 	pkt := packettest.WithUDPChecksum(packettest.UDP6(own, sinkAddr, []byte("from h3's IPv6 subnet")))
-	sendUDP(t, rogue, h2wire, geneve(1, encap.ProtoIPv6, pkt))
+	sendUDP(t, rogue, wire(h2), geneve(1, encap.ProtoIPv6, pkt))
 	expectDatagram(t, sink, "from h3's IPv6 subnet")
-}
-
-// TestDualStackIPv6Underlay runs the dual-stack overlay over the underlay's
-// IPv6 addresses only: gossip over IPv6 (--join [addr]:port), data over
-// IPv6, and the MTU less the 20 bytes IPv6 adds.
-func TestDualStackIPv6Underlay(t *testing.T) {
-	testenv.Require(t)
-	requireTools(t, "ip", "ethtool", "ping")
-	_, nodes := dualStackLab(t, "d6", 2, lab.WeftConfig{Driver: tunnel.DriverWireguard, Gossip: true, IPv6Underlay: true})
-	if !strings.Contains(strings.Join(nodes[1].Args, " "), "--join [fd00:77::1]:7946") {
-		t.Fatalf("h2's flags: %v", nodes[1].Args)
-	}
-	checkDualStack(t, nodes)
-	s := status(t, nodes[0])
-	p := peer(t, s, nodes[1].Name)
-	if p.Endpoint != netip.AddrPortFrom(nodes[1].Host.Addr6, encap.Port) || p.Subnet6 != nodes[1].Subnet6 {
-		t.Errorf("peer %s: endpoint %s subnet6 %s; want [%s]:%d and %s", p.Name, p.Endpoint, p.Subnet6, nodes[1].Host.Addr6, encap.Port, nodes[1].Subnet6)
-	}
-	// The lab's wire is 1500 bytes; IPv6 and UDP take 48, GENEVE and the
-	// AEAD the rest, 20 more than over IPv4.
-	if s.Underlay.Addr != nodes[0].Host.Addr6 || s.MTU != 1500-48-(1500-28-1424) {
-		t.Errorf("underlay %s, MTU %d; want %s and %d", s.Underlay.Addr, s.MTU, nodes[0].Host.Addr6, 1500-48-(1500-28-1424))
-	}
 }
 
 // TestCNIDualStack: weft-cni on dual-stack nodes gives each pod an address

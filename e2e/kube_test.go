@@ -4,6 +4,7 @@ package e2e
 // and kube-controller-manager (nodeipam) on their own lab host; three Nodes
 // registered as kubelets would; weft agents on three hosts, authenticated
 // as weft's service account with only the RBAC that the manifest grants.
+// The same on a dual-stack cluster (issue 16).
 
 import (
 	"context"
@@ -25,6 +26,7 @@ import (
 	"github.com/weftnet/weft/internal/testenv"
 	"github.com/weftnet/weft/kube"
 	"github.com/weftnet/weft/lab"
+	"github.com/weftnet/weft/lab/labtest"
 )
 
 // kubeTimeout bounds the control plane's start and the cluster settling
@@ -33,21 +35,33 @@ const kubeTimeout = 2 * time.Minute
 
 const manifest = "../deploy/kubernetes/weft.yaml"
 
-func TestKube(t *testing.T) {
+func TestKube(t *testing.T) { testKube(t, "kube", false) }
+
+// TestKubeDualStack is TestKube on a dual-stack cluster: nodeipam hands
+// each Node an IPv4 and an IPv6 podCIDR, weft runs with both --network
+// flags and takes both, and pods, hosts and egress work in both families.
+func TestKubeDualStack(t *testing.T) { testKube(t, "kd", true) }
+
+func testKube(t *testing.T, name string, dualStack bool) {
 	testenv.Require(t)
 	requireTools(t, "ip", "ethtool", "ping", "nft")
 	testenv.Need(t, lab.RequireKube())
 	cnitool, plugins := needCNI(t)
 
 	// h1..h3 run weft, h4 the control plane; h5 is outside the overlay.
-	l := newLab(t, "kube", 5)
-	cp := startControlPlane(t, l, l.Host(4))
+	labCfg, cpCfg := lab.Config{Hosts: 5, Prefix: prefix(name)}, lab.ControlPlaneConfig{Dir: t.TempDir()}
+	weftCfg := lab.WeftConfig{Binary: weftBin, Dir: t.TempDir(), Args: []string{"--ip-masq"}}
+	if dualStack {
+		labCfg.Underlay6, cpCfg.ClusterCIDR6, weftCfg.Network6 = underlayNet6, overlayNet6, overlayNet6
+	}
+	l := labtest.New(t, labCfg)
+	cp := startControlPlane(t, l, l.Host(4), cpCfg)
 	client := kubeClient(t, cp)
 
 	// weft on h1..h3 will run with --kube --kubeconfig, as the service
 	// account; PrepareWeft makes the cluster key.
-	dir := t.TempDir()
-	prepared, err := l.PrepareWeft(t.Context(), lab.WeftConfig{Binary: weftBin, Dir: dir, Kubeconfig: cp.WeftKubeconfig, Args: []string{"--ip-masq"}})
+	weftCfg.Kubeconfig = cp.WeftKubeconfig
+	prepared, err := l.PrepareWeft(t.Context(), weftCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +71,7 @@ func TestKube(t *testing.T) {
 	// then the manifest, which passes the API server's own validation.
 	// Applying it for real creates the RBAC the agents run with.
 	kubectl(t, cp, "create", "namespace", "weft-system")
-	kubectl(t, cp, "-n", "weft-system", "create", "secret", "generic", "weft-cluster-key", "--from-file=cluster.key="+filepath.Join(dir, "cluster.key"))
+	kubectl(t, cp, "-n", "weft-system", "create", "secret", "generic", "weft-cluster-key", "--from-file=cluster.key="+filepath.Join(weftCfg.Dir, "cluster.key"))
 	kubectl(t, cp, "apply", "--dry-run=server", "-f", manifest)
 	kubectl(t, cp, "apply", "-f", manifest)
 
@@ -77,7 +91,8 @@ func TestKube(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Three Nodes, registered as kubelets do; nodeipam gives each a podCIDR.
+	// Three Nodes, registered as kubelets do; nodeipam gives each a podCIDR
+	// (two, dual-stack).
 	hosts := l.Hosts[:3]
 	for _, h := range hosts {
 		n := &corev1.Node{
@@ -88,7 +103,7 @@ func TestKube(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	podCIDRs := waitPodCIDRs(t, client, hosts)
+	podCIDRs := waitPodCIDRs(t, client, hosts, dualStack)
 
 	ctx, cancel := context.WithTimeout(t.Context(), kubeTimeout)
 	defer cancel()
@@ -101,6 +116,7 @@ func TestKube(t *testing.T) {
 		s, err := nodes[0].Status(ctx)
 		if err == nil {
 			nodes[0].Subnet, nodes[0].Addr = s.Subnet, s.Address
+			nodes[0].Subnet6, nodes[0].Addr6 = s.Subnet6, s.Address6
 		}
 		return err
 	})
@@ -108,19 +124,20 @@ func TestKube(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Each took exactly its Node's podCIDR and lists the others by Node
-	// name, with the endpoints they announced on their Nodes.
+	// Each took exactly its Node's podCIDRs and lists the others by Node
+	// name, with their podCIDRs and the endpoints they announced on their
+	// Nodes.
 	for _, w := range nodes {
-		if w.Subnet != podCIDRs[w.Name] {
-			t.Errorf("%s: subnet %s, its Node's podCIDR is %s", w.Name, w.Subnet, podCIDRs[w.Name])
+		if w.Subnet != podCIDRs[w.Name].v4 || w.Subnet6 != podCIDRs[w.Name].v6 {
+			t.Errorf("%s: subnets %s %s, its Node's podCIDRs are %+v", w.Name, w.Subnet, w.Subnet6, podCIDRs[w.Name])
 		}
 	}
 	for _, w := range nodes {
 		waitKubePeers(t, w, nodes, "")
 		s, _ := cliStatusJSON(t, w)
 		for _, p := range s.Peers {
-			if p.Subnet != podCIDRs[p.Name] || p.Endpoint != netip.AddrPortFrom(l.Host(hostIndex(p.Name)).Addr, 6081) {
-				t.Errorf("%s: peer %+v: want subnet %s and endpoint %s:6081", w.Name, p, podCIDRs[p.Name], l.Host(hostIndex(p.Name)).Addr)
+			if want := podCIDRs[p.Name]; p.Subnet != want.v4 || p.Subnet6 != want.v6 || p.Endpoint != netip.AddrPortFrom(l.Host(hostIndex(p.Name)).Addr, 6081) {
+				t.Errorf("%s: peer %+v: want subnets %+v and endpoint %s:6081", w.Name, p, want, l.Host(hostIndex(p.Name)).Addr)
 			}
 		}
 		n, err := client.CoreV1().Nodes().Get(t.Context(), w.Name, metav1.GetOptions{})
@@ -130,6 +147,10 @@ func TestKube(t *testing.T) {
 		if got, want := n.Annotations[kube.AnnotationEndpoint], w.Host.Addr.String()+":6081"; got != want {
 			t.Errorf("Node %s: %s=%q, want %q", w.Name, kube.AnnotationEndpoint, got, want)
 		}
+	}
+	if dualStack {
+		waitPing(t, nodes[0].Host, nodes[1].Addr6)
+		waitPing(t, nodes[1].Host, nodes[0].Addr6)
 	}
 
 	// Pods made by cnitool through weft-cni reach each other across hosts.
@@ -143,9 +164,16 @@ func TestKube(t *testing.T) {
 	for i, p := range pods {
 		q := pods[(i+1)%len(pods)]
 		waitPing(t, p.Host, q.addr)
+		if dualStack {
+			waitPing(t, p.Host, q.addr6)
+		}
 	}
 
-	checkEgress(t, l.Host(5), nodes[0], pods[0])
+	srcs := []netip.Addr{pods[0].addr}
+	if dualStack {
+		srcs = append(srcs, pods[0].addr6)
+	}
+	checkEgress(t, l.Host(5), nodes[0], pods[0].Host, srcs...)
 
 	// Deleting a Node withdraws its routes everywhere.
 	if err := client.CoreV1().Nodes().Delete(t.Context(), "h3", metav1.DeleteOptions{}); err != nil {
@@ -158,25 +186,33 @@ func TestKube(t *testing.T) {
 	waitPing(t, pods[0].Host, pods[1].addr)
 
 	// A clean stop takes the egress rules away.
-	if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", "ip", "weft"); err != nil {
-		t.Fatalf("--ip-masq table missing while weft runs: %v\n%s", err, out)
+	tables := []string{"ip"}
+	if dualStack {
+		tables = append(tables, "ip6")
+	}
+	for _, family := range tables {
+		if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", family, "weft"); err != nil {
+			t.Fatalf("--ip-masq table %s missing while weft runs: %v\n%s", family, err, out)
+		}
 	}
 	if err := nodes[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", "ip", "weft"); err == nil {
-		t.Errorf("--ip-masq table left after a clean stop:\n%s", out)
+	for _, family := range tables {
+		if out, err := nodes[1].Host.Run(t.Context(), "nft", "list", "table", family, "weft"); err == nil {
+			t.Errorf("--ip-masq table %s left after a clean stop:\n%s", family, out)
+		}
 	}
 }
 
 // startControlPlane starts the control plane on h, stopped when the test
 // ends (after the weft nodes, which are registered later); its output goes
 // to the log of a failed test.
-func startControlPlane(t *testing.T, l *lab.Lab, h *lab.Host) *lab.ControlPlane {
+func startControlPlane(t *testing.T, l *lab.Lab, h *lab.Host, cfg lab.ControlPlaneConfig) *lab.ControlPlane {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), kubeTimeout)
 	defer cancel()
-	cp, err := l.StartControlPlane(ctx, h, lab.ControlPlaneConfig{Dir: t.TempDir()})
+	cp, err := l.StartControlPlane(ctx, h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,21 +258,36 @@ func kubectl(t *testing.T, cp *lab.ControlPlane, args ...string) string {
 	return out
 }
 
-// waitPodCIDRs waits until every host's Node has a podCIDR and returns them
-// by Node name.
-func waitPodCIDRs(t *testing.T, client kubernetes.Interface, hosts []*lab.Host) map[string]netip.Prefix {
+// nodeCIDRs are a Node's podCIDRs: IPv4, and IPv6 on a dual-stack cluster.
+type nodeCIDRs struct{ v4, v6 netip.Prefix }
+
+// waitPodCIDRs waits until every host's Node has its podCIDRs, both
+// families' with dualStack, and returns them by Node name.
+func waitPodCIDRs(t *testing.T, client kubernetes.Interface, hosts []*lab.Host, dualStack bool) map[string]nodeCIDRs {
 	t.Helper()
-	cidrs := map[string]netip.Prefix{}
+	cidrs := map[string]nodeCIDRs{}
 	err := testenv.Poll(t.Context(), kubeTimeout, "podCIDRs from kube-controller-manager", func() error {
 		for _, h := range hosts {
 			n, err := client.CoreV1().Nodes().Get(t.Context(), h.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
-			if n.Spec.PodCIDR == "" {
-				return fmt.Errorf("Node %s has no podCIDR", h.Name)
+			var c nodeCIDRs
+			for _, s := range n.Spec.PodCIDRs {
+				p, err := netip.ParsePrefix(s)
+				switch {
+				case err != nil:
+					return err
+				case p.Addr().Is4():
+					c.v4 = p
+				default:
+					c.v6 = p
+				}
 			}
-			cidrs[h.Name] = netip.MustParsePrefix(n.Spec.PodCIDR)
+			if !c.v4.IsValid() || dualStack && !c.v6.IsValid() {
+				return fmt.Errorf("Node %s has podCIDRs %v", h.Name, n.Spec.PodCIDRs)
+			}
+			cidrs[h.Name] = c
 		}
 		return nil
 	})
@@ -285,27 +336,27 @@ func hostIndex(name string) int {
 	return i
 }
 
-// checkEgress checks --ip-masq: a pod on w reaches outside, a host on the
-// underlay only, which sees w's node address; status and doctor report the
-// rules; a clean stop removes them.
-func checkEgress(t *testing.T, outside *lab.Host, w *lab.Weft, p *pod) {
+// checkEgress checks --ip-masq on w: a datagram from each overlay address
+// src on host from (a pod's, or w's own) to outside, a host on the
+// underlay only, arrives from w's underlay address of src's family, and the
+// reply finds its way back; status and doctor report the rules.
+func checkEgress(t *testing.T, outside *lab.Host, w *lab.Weft, from *lab.Host, srcs ...netip.Addr) {
 	t.Helper()
-	dst := netip.AddrPortFrom(outside.Addr, 9999)
-	ln := listenUDP(t, outside, dst)
-	c, err := lab.InNetns(p.Host, func() (*net.UDPConn, error) {
-		return net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, src := range srcs {
+		dst, node := netip.AddrPortFrom(outside.Addr, 9999), w.Host.Addr
+		if src.Is6() {
+			dst, node = netip.AddrPortFrom(outside.Addr6, 9999), w.Host.Addr6
+		}
+		ln := listenUDP(t, outside, dst)
+		c := listenUDP(t, from, netip.AddrPortFrom(src, 0))
+		sendUDP(t, c, dst, []byte("egress"))
+		_, seen, err := recvUDP(ln, ioTimeout)
+		if err != nil || seen.Addr() != node {
+			t.Fatalf("datagram from %s to %s: from %v (%v), want the node's address %s", src, dst, seen, err, node)
+		}
+		sendUDP(t, ln, seen, []byte("reply"))
+		expectDatagram(t, c, "reply")
 	}
-	defer c.Close()
-	if _, err := c.Write([]byte("egress")); err != nil {
-		t.Fatal(err)
-	}
-	if _, from, err := recvUDP(ln, ioTimeout); err != nil || from.Addr() != w.Host.Addr {
-		t.Fatalf("datagram from pod %s to %s: from %v (%v), want the node's address %s", p.addr, dst, from, err, w.Host.Addr)
-	}
-	waitPing(t, p.Host, outside.Addr) // the replies find their way back
 
 	if _, m := cliStatusJSON(t, w); m["ip_masq"] != true {
 		t.Errorf("%s: status ip_masq = %v", w.Name, m["ip_masq"])

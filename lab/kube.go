@@ -75,6 +75,11 @@ type ControlPlaneConfig struct {
 	// and 24.
 	ClusterCIDR      netip.Prefix
 	NodeCIDRMaskSize int
+	// ClusterCIDR6, if set, makes the cluster dual-stack: a second
+	// --cluster-cidr, from which Nodes get a second podCIDR of
+	// NodeCIDRMaskSize6 bits (default 64).
+	ClusterCIDR6      netip.Prefix
+	NodeCIDRMaskSize6 int
 }
 
 // ControlPlane is etcd, kube-apiserver and kube-controller-manager on one
@@ -103,6 +108,15 @@ func (l *Lab) StartControlPlane(ctx context.Context, h *Host, cfg ControlPlaneCo
 	}
 	if cfg.NodeCIDRMaskSize == 0 {
 		cfg.NodeCIDRMaskSize = 24
+	}
+	if cfg.NodeCIDRMaskSize6 == 0 {
+		cfg.NodeCIDRMaskSize6 = 64
+	}
+	// nodeipam refuses --node-cidr-mask-size on a dual-stack cluster.
+	cidrs := []string{"--cluster-cidr", cfg.ClusterCIDR.String(), "--node-cidr-mask-size", fmt.Sprint(cfg.NodeCIDRMaskSize)}
+	if cfg.ClusterCIDR6.IsValid() {
+		cidrs = []string{"--cluster-cidr", cfg.ClusterCIDR.String() + "," + cfg.ClusterCIDR6.String(),
+			"--node-cidr-mask-size-ipv4", fmt.Sprint(cfg.NodeCIDRMaskSize), "--node-cidr-mask-size-ipv6", fmt.Sprint(cfg.NodeCIDRMaskSize6)}
 	}
 	dir := cfg.Dir
 	for _, d := range []string{"etcd", "certs"} {
@@ -146,12 +160,10 @@ func (l *Lab) StartControlPlane(ctx context.Context, h *Host, cfg ControlPlaneCo
 	if err := cp.waitReady(ctx, api); err != nil {
 		return nil, err
 	}
-	kcm, err := h.Start(context.Background(), bin("kube-controller-manager"),
-		"--kubeconfig", cp.AdminKubeconfig, "--controllers", "nodeipam",
-		"--allocate-node-cidrs", "--cluster-cidr", cfg.ClusterCIDR.String(),
-		"--node-cidr-mask-size", fmt.Sprint(cfg.NodeCIDRMaskSize),
+	kcm, err := h.Start(context.Background(), bin("kube-controller-manager"), append(append([]string{
+		"--kubeconfig", cp.AdminKubeconfig, "--controllers", "nodeipam", "--allocate-node-cidrs"}, cidrs...),
 		"--service-cluster-ip-range", "10.96.0.0/16",
-		"--leader-elect=false", "--secure-port=0")
+		"--leader-elect=false", "--secure-port=0")...)
 	if err != nil {
 		return nil, err
 	}

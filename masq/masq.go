@@ -1,10 +1,10 @@
 // Package masq is weft's pod egress (`weft up --ip-masq`): traffic from the
 // overlay to anywhere outside it leaves with the node's address, while
 // traffic between overlay addresses keeps its pod source. The rules live in
-// nftables, in weft's own table, written over netlink with
-// github.com/google/nftables (no nft binary):
+// nftables, in weft's own table of each family the overlay has, written over
+// netlink with github.com/google/nftables (no nft binary):
 //
-//	table ip weft {                       # ip6 for an IPv6 overlay
+//	table ip weft {
 //	  chain postrouting {
 //	    type nat hook postrouting priority srcnat; policy accept;
 //	    ip saddr NETWORK ip daddr NETWORK return
@@ -12,10 +12,16 @@
 //	    ip saddr NETWORK masquerade
 //	  }
 //	}
+//	table ip6 weft {                      # a dual-stack overlay's IPv6 network
+//	  chain postrouting {                 # the same, multicast being ff00::/8
+//	    ...
+//	  }
+//	}
 //
-// Install replaces the whole table in one transaction, so a table a crashed
-// agent left behind is replaced, never doubled; Remove deletes it. Other
-// tables (kube-proxy's, the host's firewall) are never read or touched.
+// As flannel's ip-masq does, multicast keeps its source. Install replaces
+// the tables in one transaction, so a table a crashed agent left behind is
+// replaced, never doubled; Remove deletes them. Other tables (kube-proxy's,
+// the host's firewall) are never read or touched.
 package masq
 
 import (
@@ -35,8 +41,7 @@ const chainName = "postrouting"
 
 // Rules are weft's installed masquerade rules.
 type Rules struct {
-	network netip.Prefix
-	table   *nftables.Table
+	tables []*nftables.Table
 }
 
 func table(network netip.Prefix) *nftables.Table {
@@ -46,14 +51,51 @@ func table(network netip.Prefix) *nftables.Table {
 	return &nftables.Table{Name: Table, Family: nftables.TableFamilyIPv6}
 }
 
-// Install masquerades traffic from network to outside it, replacing weft's
-// table if it exists (a crashed agent's).
-func Install(network netip.Prefix) (*Rules, error) {
-	network = network.Masked()
+// valid is networks without zero prefixes.
+func valid(networks []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range networks {
+		if n.IsValid() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// multicast is the family's multicast range, which keeps its source.
+func multicast(network netip.Prefix) netip.Prefix {
+	if network.Addr().Is4() {
+		return netip.MustParsePrefix("224.0.0.0/4")
+	}
+	return netip.MustParsePrefix("ff00::/8")
+}
+
+// Install masquerades traffic from each network to outside it, replacing
+// weft's tables if they exist (a crashed agent's), all in one transaction.
+// The networks are the overlay's: one, or an IPv4 and an IPv6 one
+// (dual-stack); zero prefixes are skipped, so a single-stack node passes
+// its Network6 as it is.
+func Install(networks ...netip.Prefix) (*Rules, error) {
+	networks = valid(networks)
+	if len(networks) == 0 || len(networks) > 2 || len(networks) == 2 && networks[0].Addr().Is4() == networks[1].Addr().Is4() {
+		return nil, fmt.Errorf("--ip-masq: want one network per family, got %v", networks)
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return nil, fmt.Errorf("--ip-masq: nftables: %w", err)
 	}
+	r := &Rules{}
+	for _, network := range networks {
+		r.tables = append(r.tables, addTable(c, network.Masked()))
+	}
+	if err := c.Flush(); err != nil {
+		return nil, fmt.Errorf("--ip-masq: install nftables table %s: %w", Table, err)
+	}
+	return r, nil
+}
+
+// addTable queues network's table, replacing any, on c.
+func addTable(c *nftables.Conn, network netip.Prefix) *nftables.Table {
 	t := table(network)
 	// Add, delete and add again in one batch: atomic, whether or not the
 	// table existed.
@@ -64,18 +106,12 @@ func Install(network netip.Prefix) (*Rules, error) {
 		Name: chainName, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
 	})
-	src, dst := match(network, true), match(network, false)
+	src := match(network, true)
 	ret := []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: concat(src, dst, ret)})
-	if network.Addr().Is4() {
-		multicast := match(netip.MustParsePrefix("224.0.0.0/4"), false)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: concat(src, multicast, ret)})
-	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: concat(src, match(network, false), ret)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: concat(src, match(multicast(network), false), ret)})
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: concat(src, []expr.Any{&expr.Masq{}})})
-	if err := c.Flush(); err != nil {
-		return nil, fmt.Errorf("--ip-masq: install nftables table %s: %w", Table, err)
-	}
-	return &Rules{network: network, table: t}, nil
+	return t
 }
 
 func concat(parts ...[]expr.Any) []expr.Any {
@@ -109,27 +145,55 @@ func match(p netip.Prefix, src bool) []expr.Any {
 	}
 }
 
-// Remove deletes weft's table. A table already gone is no error.
+// Remove deletes weft's tables. A table already gone is no error.
 func (r *Rules) Remove() error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	c.DelTable(r.table)
-	if err := c.Flush(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("--ip-masq: remove nftables table %s: %w", Table, err)
+	var errs []error
+	// One batch per table: a table already gone fails its own batch only.
+	for _, t := range r.tables {
+		c.DelTable(t)
+		if err := c.Flush(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("--ip-masq: remove nftables table %s %s: %w", family(t), Table, err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// Check reports whether weft's table for network is installed with its
-// chain and three (IPv6: two) rules: what status and doctor show.
-func Check(network netip.Prefix) (bool, error) {
+// family is t's family as nft writes it.
+func family(t *nftables.Table) string {
+	if t.Family == nftables.TableFamilyIPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// Check reports whether weft's table for each network (zero ones skipped,
+// as by Install) is installed with its chain and three rules, for weft
+// doctor: missing names the families ("ip", "ip6") whose table is missing
+// or incomplete.
+func Check(networks ...netip.Prefix) (missing []string, err error) {
 	c, err := nftables.New()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	t := table(network)
+	for _, network := range valid(networks) {
+		t := table(network)
+		ok, err := complete(c, t)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			missing = append(missing, family(t))
+		}
+	}
+	return missing, nil
+}
+
+// complete reports whether t is there with its chain and three rules.
+func complete(c *nftables.Conn, t *nftables.Table) (bool, error) {
 	if _, err := c.ListTableOfFamily(Table, t.Family); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, nil
@@ -143,9 +207,5 @@ func Check(network netip.Prefix) (bool, error) {
 		}
 		return false, err
 	}
-	want := 3
-	if network.Addr().Is6() {
-		want = 2
-	}
-	return len(rules) == want, nil
+	return len(rules) == 3, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"sync/atomic"
 
+	"github.com/weftnet/weft/api"
 	"github.com/weftnet/weft/encap"
 )
 
@@ -15,7 +16,8 @@ const pass dropReason = -1
 
 const (
 	// From the TUN (this node's own traffic).
-	dropNotOverlay    dropReason = iota // destination outside --network (multicast, IPv6 on a v4 overlay…)
+	dropNotOverlay    dropReason = iota // destination outside --network (IPv6 on a v4 overlay…)
+	dropMulticast                       // multicast: the host's own (MLD, mDNS); the overlay carries none
 	dropForeignSource                   // source not in this node's subnet
 	dropNoRoute                         // no peer holds the destination
 	dropLocalDest                       // destination in this node's own subnet
@@ -40,6 +42,7 @@ const (
 var dropNames = func() []string {
 	names := []string{
 		dropNotOverlay:    "not_overlay",
+		dropMulticast:     api.DropMulticast,
 		dropForeignSource: "foreign_source",
 		dropNoRoute:       "no_route",
 		dropLocalDest:     "local_destination",

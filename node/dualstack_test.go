@@ -203,6 +203,7 @@ func TestSimDualStack(t *testing.T) {
 		{udp6("fd00:10:244:1::5", "fd00:10:244:9::6", 60), "no_route", 1},
 		{udp6("fd00:10:244:1::5", "fd00:10:244:1::6", 60), "local_destination", 0},
 		{udp6("fd00:10:244:1::5", "2001:db8::1", 60), "not_overlay", 0},
+		{udp6("::", "ff02::16", 60), "multicast", 0}, // where the kernel's MLD reports go
 		{udp6("fd00:10:244:1::5", "fd00:10:244:2::6", 1464-40+1), "too_big", 2},
 	} {
 		before := drop(a, tc.reason)

@@ -127,6 +127,10 @@ func (in *inside) route(t *table, ip ipInfo, ok bool, size int) (*Peer, dropReas
 	switch {
 	case !ok:
 		return nil, dropTunMalformed
+	case ip.dst.IsMulticast():
+		// The host's own link chatter: on a dual-stack TUN the kernel
+		// reports its all-routers groups (MLD) when the link comes up.
+		return nil, dropMulticast
 	case !n.cfg.inNetwork(ip.dst):
 		return nil, dropNotOverlay
 	case !n.cfg.inSubnet(ip.src) && ip.src != n.host:

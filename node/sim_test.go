@@ -267,6 +267,7 @@ func TestSimSenderRefuses(t *testing.T) {
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.9.6"), 60, false), "no_route", true},
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.1.6"), 60, false), "local_destination", false},
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("8.8.8.8"), 60, false), "not_overlay", false},
+		{packettest.UDP4Len(addr("10.244.1.5"), addr("224.0.0.251"), 60, false), "multicast", false}, // mDNS
 		{packettest.UDP4Len(addr("10.244.1.5"), addr("10.244.2.6"), 1465, true), "too_big", true},
 		{[]byte{0x45, 0, 0}, "tun_malformed", false},
 	}

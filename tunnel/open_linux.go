@@ -114,8 +114,11 @@ func configure(cfg Config) error {
 	}
 	if cfg.usesIPv6() {
 		// No link-local address: without one the kernel sends no router
-		// solicitations or MLD reports into the TUN, which weft could
-		// only drop (not_overlay) as nobody's traffic.
+		// solicitations into the TUN, which weft could only drop as
+		// nobody's traffic. The MLD reports for the all-routers groups it
+		// joined when the link appeared still come when the link goes up:
+		// weft counts them as multicast drops, which status's text leaves
+		// out.
 		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Name+"/addr_gen_mode", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("turn off IPv6 link-local addresses on %s: %w", cfg.Name, err)
 		}
