@@ -66,6 +66,10 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 		return m.reject(reasonWrongNetwork, n.Name, fmt.Errorf("IPv6 network %q, ours is %q", prefixOrNone(md.Network6), prefixOrNone(m.cfg.Network6)))
 	case md.Subnet.IsValid() && insideNetwork(md.Subnet, m.cfg.Network) != nil:
 		return m.reject(reasonOutsideNetwork, n.Name, insideNetwork(md.Subnet, m.cfg.Network))
+	case m.cfg.Network6.IsValid() && md.Subnet.IsValid() && md.Subnet.Bits() != m.cfg.SubnetLen:
+		// IPv6 subnets are derived from the IPv4 subnet's number, which
+		// subnets of two sizes share: their twins would overlap.
+		return m.reject(reasonWrongNetwork, n.Name, fmt.Errorf("subnet %s is not a /%d, as every subnet of this dual-stack cluster must be (another --subnet-len?)", md.Subnet, m.cfg.SubnetLen))
 	case md.Subnet6 != m.cfg.subnet6(md.Subnet):
 		return m.reject(reasonBadMeta, n.Name, fmt.Errorf("IPv6 subnet %q is not %s's twin %q (another --subnet-len6?)", prefixOrNone(md.Subnet6), md.Subnet, prefixOrNone(m.cfg.subnet6(md.Subnet))))
 	}

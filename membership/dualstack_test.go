@@ -64,8 +64,9 @@ func dualConfig(name, dir string, seeds ...string) Config {
 }
 
 // Dual-stack members announce the IPv6 twin of their lease and become
-// peers with both subnets; members of another IPv6 network, IPv4-only ones
-// and ones announcing a wrong twin are rejected.
+// peers with both subnets; members of another IPv6 network, IPv4-only ones,
+// ones announcing a wrong twin and ones with a subnet of another size are
+// rejected.
 func TestDualStackGossip(t *testing.T) {
 	seed := mustLaunch(t, dualConfig("seed", t.TempDir()))
 	n1 := mustLaunch(t, dualConfig("n1", t.TempDir(), seed.seed()))
@@ -91,14 +92,16 @@ func TestDualStackGossip(t *testing.T) {
 	v4only.Network6, v4only.Subnet6 = netip.Prefix{}, netip.Prefix{}
 	wrongTwin := good("wrongtwin", "10.244.203.0/24")
 	wrongTwin.Subnet6 = netip.MustParsePrefix("fd00:10:244:1::/64")
-	for name, m := range map[string]meta{"othernet6": othernet6, "v4only": v4only, "wrongtwin": wrongTwin} {
+	// A /25 and the /24 of the same number would share an IPv6 twin.
+	otherLen := good("otherlen", "10.244.204.128/25")
+	for name, m := range map[string]meta{"othernet6": othernet6, "v4only": v4only, "wrongtwin": wrongTwin, "otherlen": otherLen} {
 		joinRaw(t, name, m.encode(), seed.seed())
 	}
-	testenv.WaitFor(t, 15*time.Second, "seed rejects the three", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "seed rejects the four", func() bool {
 		s := seed.m.Stats()
-		return s["wrong_network"] >= 2 && s["bad_meta"] >= 1
+		return s["wrong_network"] >= 3 && s["bad_meta"] >= 1
 	})
-	for _, name := range []string{"othernet6", "v4only", "wrongtwin"} {
+	for _, name := range []string{"othernet6", "v4only", "wrongtwin", "otherlen"} {
 		if _, ok := seed.peer(name); ok {
 			t.Errorf("%s became a peer", name)
 		}

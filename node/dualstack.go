@@ -106,6 +106,11 @@ func (c *Config) validate6() error {
 	if c.Subnet6.IsValid() && (!c.Network6.Contains(c.Subnet6.Addr()) || c.Subnet6.Bits() <= c.Network6.Bits() || c.Subnet6 != c.Subnet6.Masked()) {
 		return fmt.Errorf("IPv6 subnet %s is not a subnet of --network %s", c.Subnet6, c.Network6)
 	}
+	if c.Subnet.IsValid() && !c.Subnet6.IsValid() && c.Subnet.Bits() != c.SubnetLen {
+		// The twin is the IPv6 subnet of the same number: a /23 and the
+		// /24 of the same number would share one.
+		return fmt.Errorf("--subnet %s: in a dual-stack overlay every node's subnet is a /%d (--subnet-len), since its IPv6 subnet is derived from the IPv4 subnet's number", c.Subnet, c.SubnetLen)
+	}
 	return nil
 }
 

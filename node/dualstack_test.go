@@ -86,6 +86,7 @@ func TestValidateDualStack(t *testing.T) {
 		{func(c *Config) { c.Network6 = netip.MustParsePrefix("fd00:10:244::1/56") }, "not a network address"},
 		{func(c *Config) { c.Network, c.SubnetLen = netip.MustParsePrefix("fd01::/48"), 64 }, "one IPv4 and one IPv6"},
 		{func(c *Config) { c.Subnet6 = netip.MustParsePrefix("fd00:10:245::/64") }, "not a subnet of --network"},
+		{func(c *Config) { c.Subnet = netip.MustParsePrefix("10.244.1.0/25") }, "every node's subnet is a /24"},
 		{func(c *Config) { c.Network6 = netip.Prefix{}; c.Subnet6 = ownNet6 }, "needs an IPv6 --network"},
 		{func(c *Config) {
 			c.Network6 = netip.Prefix{}
