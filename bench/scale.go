@@ -209,6 +209,11 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, n int) (p ScalePoint, err e
 	if err := errors.Join(measureIdle(ctx, nodes, cfg.Idle, &p), <-profiled); err != nil {
 		return p, err
 	}
+	if cfg.LogDir != "" { // and what its memory holds
+		if err := saveProfile(ctx, nodes[n/2], "heap", filepath.Join(cfg.LogDir, fmt.Sprintf("idle-heap-%d.pprof", n)), 10*time.Second); err != nil {
+			return p, err
+		}
+	}
 
 	// Crash a tenth, spread over the cluster (never h1, the seed).
 	var killed []*lab.Weft
@@ -400,16 +405,22 @@ func measureIdle(ctx context.Context, nodes []*lab.Weft, window time.Duration, p
 // profiler runs inside the node, so it sees its own goroutines, memberlist's
 // included, at the cost of about 1 % of one core while it runs.
 func saveCPUProfile(ctx context.Context, w *lab.Weft, window time.Duration, file string) error {
-	ctx, cancel := context.WithTimeout(ctx, window+10*time.Second)
+	return saveProfile(ctx, w, fmt.Sprintf("profile?seconds=%d", int(window.Seconds())), file, window+10*time.Second)
+}
+
+// saveProfile writes w's pprof profile (a /debug/pprof/ path: "heap",
+// "profile?seconds=20") to file, within timeout.
+func saveProfile(ctx context.Context, w *lab.Weft, profile, file string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	body, err := api.NewClient(w.RunDir).Stream(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(window.Seconds())))
+	body, err := api.NewClient(w.RunDir).Stream(ctx, "/debug/pprof/"+profile)
 	if err != nil {
-		return fmt.Errorf("%s: CPU profile: %w", w.Name, err)
+		return fmt.Errorf("%s: profile %s: %w", w.Name, profile, err)
 	}
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	if err != nil {
-		return fmt.Errorf("%s: CPU profile: %w", w.Name, err)
+		return fmt.Errorf("%s: profile %s: %w", w.Name, profile, err)
 	}
 	return os.WriteFile(file, b, 0o644)
 }
