@@ -32,9 +32,11 @@
 // flag word, the lease TTL (v2) and, in a dual-stack cluster, the IPv6
 // network and the node's IPv6 subnet (v3). The IPv6 subnet is never leased:
 // it is the twin of the IPv4 lease (subnetenv.Subnet6), so the lease table
-// and its conflict rules cover both families. Members memberlist reports alive become peer.Info{State: peer.Alive}
-// (or "suspect", below); dead and left members stay in the peer set with
-// that state, for status only: the node withdraws their routes. Announcements that do not check out are rejected,
+// and its conflict rules cover both families. Members memberlist reports
+// alive become peer.Info{State: peer.Alive}; dead and left members stay in
+// the peer set with that state, for status only: the node withdraws their
+// routes. These are memberlist's states; there is no "suspect" (see Failure
+// detection). Announcements that do not check out are rejected,
 // counted by reason (Stats) and logged once per node: metadata that does not
 // parse or an IPv6 subnet that is not the lease's twin (bad_meta), another
 // network or IPv6 network (wrong_network), a subnet outside ours
@@ -106,21 +108,22 @@
 // measures small clusters on loopback. A node that stops with SIGTERM
 // (Run's context ends) leaves gracefully and is "left" everywhere at once.
 //
-// memberlist (v0.7.0) does not tell its delegates when it suspects a member
-// (Node.State is filled in only for MergeDelegate). So "suspect" here is our
-// own view: a member memberlist still lists that we have not heard from
-// (an answered probe or an event) for two rounds of our probes, which
-// reach every member once per round. Mostly that is a member we cannot
-// reach while others still can; a crashed member is usually dead before.
-// That threshold grows with the cluster (probeInterval × (2n+4): about 7
-// minutes at 200 members), because our own probes are the only direct
-// evidence the delegates get and they reach a given member once per n
-// intervals; a constant threshold on that evidence would mark healthy
-// members suspect in any cluster larger than it. Routes do not depend on
-// it (suspect members stay routed; dead ones go, as above). A constant
-// bound needs either memberlist's suspicion state (not exposed) or direct
-// pings of members unheard for a fixed time, O(n) pings per node per
-// period: not done.
+// The member view shows memberlist's states only (alive, dead, left) and
+// when we last heard each member directly (an answered probe of ours or an
+// event about it: LastHeard). It has no "suspect". memberlist's own
+// suspicion is internal: v0.7.0 tells delegates nothing when it suspects a
+// member (Node.State is shadowed by its nodeState and filled in only for
+// MergeDelegate), and in SWIM a suspicion is gossiped and refuted
+// cluster-wide, so one node's local doubt is not it. Earlier versions
+// derived their own "suspect" from our probes, which reach a given member
+// once per n intervals: to spare healthy members, its threshold had to grow
+// with the cluster (probeInterval × (2n+4), about 7 minutes at 200 members),
+// too late to mean anything. It never affected routes (suspect members
+// stayed routed). What it was meant to show, a live member this node cannot
+// reach, the data plane's path view shows (node/probe.go: unreachable after
+// 3 unanswered probes, a constant number of probe intervals for any peer we
+// send to, whatever n), with gossip's LastHeard to tell a firewalled peer
+// from a crashed one.
 //
 // # Crowds
 //
