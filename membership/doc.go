@@ -163,4 +163,24 @@
 // name and subnet. Sharing one interned copy would save perhaps a third;
 // a real node keeps one view of n members, so at 1,000 members that is
 // under a megabyte, and it was left as it is.
+//
+// BenchmarkMockNetwork runs the same storm, every node leasing by gossip,
+// over memberlist's MockNetwork (mocknet_test.go): real Membership and
+// memberlist with LAN timing, no kernel sockets, on the wall clock
+// (memberlist takes no injected clock). At 200 members on the two-core
+// machine every member started and saw all others after 99 s (496 gossip
+// intervals), 70 nodes lost one contest and picked again (none twice), no
+// subnet was held twice and no node stopped; each member sent 425 KiB of
+// gossip during the storm and 223 B/s idle, and the process peaked at
+// 200 MB. 1,000 members did not finish within the run's 10-minute bound
+// (1.5 GB at 7 minutes, both cores busy by then; the benchmark prints
+// nothing before the end, so where it stood is unknown): that goal is not
+// measured yet. Most of the 200's 99 s are waiting, not work (the process
+// used about half a core): in some storms one node's claim never leaves it
+// (its memberlist alive message with the new metadata reaches nobody), so
+// every node that saw it join waits the settle's cap (10 windows, 20 s)
+// for it, and a later push/pull brings it. That happened over loopback UDP
+// too (1 storm of 20 in 5), and only with memberlist's compression on (in
+// none of 11 storms of 20 over the mock network without it); it is not
+// understood yet.
 package membership
