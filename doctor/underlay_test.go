@@ -40,7 +40,7 @@ func TestCheckUnderlay(t *testing.T) {
 		}},
 		{"a peer at our address", api.Status{Underlay: under("eth0", "192.0.2.1", "--iface eth0"), Peers: []api.PeerStatus{
 			peerAt("h2", "192.0.2.2:6081", peer.Alive),
-			peerAt("h3", "192.0.2.1:7000", peer.Suspect),
+			peerAt("h3", "192.0.2.1:7000", peer.Alive),
 			peerAt("h4", "192.0.2.1:6081", peer.Dead), // gone: not live
 		}}, []want{
 			{Warn, "peer h3 advertises 192.0.2.1 as well", "here and on h3", false},

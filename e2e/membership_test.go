@@ -29,8 +29,8 @@ func gossipLab(t *testing.T, name string, hosts int) (*lab.Lab, []*lab.Weft) {
 	return l, startWeftCfg(t, l, lab.WeftConfig{Gossip: true})
 }
 
-// waitPeers waits until w routes to exactly the nodes in want (alive or
-// suspect peers with their current subnets) and no others.
+// waitPeers waits until w routes to exactly the nodes in want (alive peers
+// with their current subnets) and no others.
 func waitPeers(t *testing.T, w *lab.Weft, want ...*lab.Weft) {
 	t.Helper()
 	err := testenv.Poll(t.Context(), convergeTimeout, w.Name+" routing to its peers", func() error {
@@ -40,7 +40,7 @@ func waitPeers(t *testing.T, w *lab.Weft, want ...*lab.Weft) {
 		}
 		routed := map[string]netip.Prefix{}
 		for _, p := range s.Peers {
-			if p.State == "alive" || p.State == "suspect" {
+			if p.State.Routable() {
 				routed[p.Name] = p.Subnet
 			}
 		}

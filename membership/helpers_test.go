@@ -166,12 +166,12 @@ func (tn *testNode) kill() {
 
 func (tn *testNode) seed() string { return tn.m.GossipAddr().String() }
 
-// peerSet is the routed part of the last peer set Run delivered: alive and
-// suspect members (gone ones ride along for status only).
+// peerSet is the routed part of the last peer set Run delivered: alive
+// members (gone ones ride along for status only).
 func (tn *testNode) peerSet() []peer.Info {
 	var routed []peer.Info
 	for _, p := range tn.allPeers() {
-		if p.State == peer.Alive || p.State == peer.Suspect {
+		if p.State.Routable() {
 			routed = append(routed, p)
 		}
 	}

@@ -155,7 +155,7 @@ func (m *Membership) Start(ctx context.Context) (_ netip.Prefix, err error) {
 	m.gossip = netip.AddrPortFrom(a.Unmap(), self.Port)
 	m.seeds, m.known = m.dropSelf(m.seeds), m.dropSelf(m.known)
 	m.mu.Lock()
-	m.st.gossip, m.st.probeInterval = m.gossip, m.probeInterval
+	m.st.gossip = m.gossip
 	m.joinSt.Seeds, m.joinSt.Known, m.joinSt.Since = slices.Clone(m.seeds), slices.Clone(m.known), time.Now()
 	m.mu.Unlock()
 	defer func() {
@@ -372,12 +372,12 @@ func (m *Membership) takeOver() {
 	}
 }
 
-// Run feeds the routing table: it calls update with the complete set of live
-// peers (alive or suspect, with a subnet that checks out) now and whenever
-// it changes, until ctx ends; then it leaves the cluster (Close). The slices
-// passed to update are never modified afterwards. Run returns ErrSubnetLost
-// (wrapped) if another node takes our subnet, still a member: the caller
-// then calls Reclaim or Close.
+// Run feeds the routing table: it calls update with the complete peer set
+// (alive members with a subnet that checks out, and gone ones still holding
+// a lease, for status) now and whenever it changes, until ctx ends; then it
+// leaves the cluster (Close). The slices passed to update are never modified
+// afterwards. Run returns ErrSubnetLost (wrapped) if another node takes our
+// subnet, still a member: the caller then calls Reclaim or Close.
 func (m *Membership) Run(ctx context.Context, update func([]peer.Info)) error {
 	if m.ml == nil {
 		return errors.New("membership: Run before Start")

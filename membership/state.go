@@ -37,9 +37,6 @@ type leaseState struct {
 	ttl time.Duration
 	// gossip is our gossip address, once memberlist listens; it goes into our record.
 	gossip netip.AddrPort
-	// probeInterval is memberlist's; a member unheard for two rounds of
-	// probes is suspect.
-	probeInterval time.Duration
 
 	leases         map[string]Lease
 	own            Lease              // our record; zero Subnet until pick
@@ -60,13 +57,12 @@ type leaseState struct {
 
 // member is one member as memberlist last reported it.
 type member struct {
-	name    string
-	gossip  netip.AddrPort
-	meta    meta
-	state   peer.State // alive, dead or left; suspect is derived from heard
-	since   time.Time  // of the last state change
-	heard   time.Time  // last direct contact: an event about it or an answered probe
-	suspect bool       // as last published
+	name   string
+	gossip netip.AddrPort
+	meta   meta
+	state  peer.State // alive, dead or left
+	since  time.Time  // of the last state change
+	heard  time.Time  // last direct contact: an event about it or an answered probe
 }
 
 // effects are the decisions of one event, for the driver to carry out.
@@ -278,15 +274,13 @@ func (s *leaseState) adoptTTL(fx *effects) {
 }
 
 // tick is the periodic pass (and the one after events): it keeps LastSeen of
-// live owners current, derives suspicion, forgets expired leases and
+// live owners current, forgets expired leases and
 // tombstones, re-asserts our record, checks that no rival claim beats our
 // subnet, rebuilds the peer set and decides whether to save the table.
 func (s *leaseState) tick(now time.Time) effects {
 	var fx effects
 	self := s.cfg.Name
 	s.adoptTTL(&fx)
-	// Two rounds of our probes, which visit every member once per round.
-	suspectAfter := s.probeInterval * time.Duration(2*len(s.members)+4)
 	for name, mb := range s.members {
 		if mb.state != peer.Alive || name == self {
 			continue
@@ -294,9 +288,6 @@ func (s *leaseState) tick(now time.Time) effects {
 		if l, ok := s.leases[name]; ok {
 			l.LastSeen = now
 			s.leases[name] = l
-		}
-		if sus := now.Sub(mb.heard) > suspectAfter; sus != mb.suspect {
-			mb.suspect, s.rebuild = sus, true
 		}
 	}
 	for name, l := range s.leases {
@@ -408,14 +399,10 @@ func (s *leaseState) buildPeers(cs *claims, fx *effects) []peer.Info {
 			continue
 		}
 		endpoints[md.Endpoint] = c.c.name
-		state := peer.Alive
-		if c.mb.suspect {
-			state = peer.Suspect
-		}
-		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Subnet6: md.Subnet6, Endpoint: md.Endpoint, State: state, LastSeen: c.mb.heard})
+		ps = append(ps, peer.Info{Name: c.c.name, Subnet: md.Subnet, Subnet6: md.Subnet6, Endpoint: md.Endpoint, State: peer.Alive, LastSeen: c.mb.heard})
 	}
 	// Gone members ride along so status can show them; the node routes
-	// only alive and suspect peers.
+	// only alive peers.
 	for name, mb := range s.members {
 		if name != s.cfg.Name && (mb.state == peer.Dead || mb.state == peer.Left) && mb.meta.Subnet.IsValid() {
 			ps = append(ps, peer.Info{Name: name, Subnet: mb.meta.Subnet, Subnet6: mb.meta.Subnet6, Endpoint: mb.meta.Endpoint, State: mb.state, LastSeen: mb.heard})
@@ -524,12 +511,8 @@ func (s *leaseState) memberStatus() []MemberStatus {
 		if name == s.cfg.Name {
 			continue
 		}
-		st := mb.state
-		if st == peer.Alive && mb.suspect {
-			st = peer.Suspect
-		}
 		out = append(out, MemberStatus{Name: name, Endpoint: mb.meta.Endpoint, Gossip: mb.gossip,
-			Subnet: mb.meta.Subnet, State: st, LastSeen: mb.heard})
+			Subnet: mb.meta.Subnet, State: mb.state, LastSeen: mb.heard})
 	}
 	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out

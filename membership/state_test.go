@@ -28,7 +28,6 @@ func simNode(name string, i int, mod func(*Config)) *leaseState {
 	}
 	s := newLeaseState(cfg)
 	s.gossip = netip.AddrPortFrom(cfg.DataEndpoint.Addr(), 7946)
-	s.probeInterval = time.Second
 	return s
 }
 

@@ -75,7 +75,7 @@ type MemberStatus struct {
 	Endpoint netip.AddrPort `json:"endpoint"` // underlay data endpoint
 	Gossip   netip.AddrPort `json:"gossip"`
 	Subnet   netip.Prefix   `json:"subnet"` // as last announced
-	State    peer.State     `json:"state"`  // alive, suspect, dead or left
+	State    peer.State     `json:"state"`  // memberlist's: alive, dead or left
 	LastSeen time.Time      `json:"last_seen"`
 }
 

@@ -99,7 +99,7 @@ func (c gossipCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.Descr
 
 func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(len(c.g.Leases())))
-	states := map[peer.State]float64{peer.Alive: 0, peer.Suspect: 0, peer.Dead: 0, peer.Left: 0}
+	states := map[peer.State]float64{peer.Alive: 0, peer.Dead: 0, peer.Left: 0}
 	for _, mb := range c.g.Members() {
 		states[mb.State]++
 	}

@@ -129,7 +129,7 @@ func TestRegistry(t *testing.T) {
 		// h2 has no "checked" time in testStatus: no series for it.
 		"weft_peer_path_checked_timestamp_seconds": {"peer=h3": 1_700_000_000.5},
 		"weft_peers": {
-			"state=static": 1, "state=alive": 1, "state=suspect": 0, "state=dead": 0, "state=left": 0,
+			"state=static": 1, "state=alive": 1, "state=dead": 0, "state=left": 0,
 		},
 		"weft_dropped_packets_total": {"reason=no_route": 7, "reason=unknown_peer": 3, "reason=replay": 0},
 		"weft_offload_enabled": {
@@ -153,7 +153,7 @@ func TestRegistry(t *testing.T) {
 		"weft_udp_send_errors_total":        {"queue=0": 208, "queue=1": 408},
 
 		"weft_leases":                {"": 3},
-		"weft_gossip_members":        {"state=alive": 2, "state=suspect": 0, "state=dead": 1, "state=left": 0},
+		"weft_gossip_members":        {"state=alive": 2, "state=dead": 1, "state=left": 0},
 		"weft_gossip_rejected_total": {"reason=overlap": 2, "reason=bad_meta": 0, "reason=wrong_network": 5},
 		"weft_gossip_health_score":   {"": 3},
 	}

@@ -42,7 +42,7 @@ func newNodeCollector(status func() api.Status) *nodeCollector {
 		pathRTT:         d("peer_path_rtt_seconds", "Round-trip time of the last answered probe to the peer.", "peer"),
 		pathLoss:        d("peer_path_loss_ratio", "Fraction of the last probes to the peer that went unanswered.", "peer"),
 		pathChecked:     d("peer_path_checked_timestamp_seconds", "When the path state was last confirmed (an answer, data from the peer, a probe counted lost), in Unix seconds.", "peer"),
-		peers:           d("peers", "Peers known, by state (static, alive, suspect, dead, left).", "state"),
+		peers:           d("peers", "Peers known, by state (static, alive, dead, left).", "state"),
 		drops:           d("dropped_packets_total", "Packets and datagrams dropped, by reason (see weft status).", "reason"),
 		offload:         d("offload_enabled", "1 if the offload is active on the device.", "device", "offload"),
 		info:            d("node_info", "The node's name, subnet (and IPv6 subnet6 when dual-stack, else empty), TUN driver and cipher (value 1).", "name", "subnet", "subnet6", "tun_driver", "cipher"),

@@ -14,24 +14,24 @@ import (
 	"time"
 )
 
-// State is where a peer stands. Only Static, Alive and Suspect peers are
-// routed; Dead and Left ones are shown (status, metrics) until their lease
-// goes, and every other value is a bug that is never routed.
+// State is where a peer stands. Only Static and Alive peers are routed; Dead
+// and Left ones are shown (status, metrics) until their lease goes, and every
+// other value is a bug that is never routed. Gossip states are memberlist's
+// own; whether the data path to a peer works is the node's path view.
 type State string
 
 const (
-	Static  State = "static"  // from --peer: always routed, never heard from
-	Alive   State = "alive"   // a gossip member in good standing
-	Suspect State = "suspect" // a gossip member not heard from lately; still routed
-	Dead    State = "dead"    // a gossip member declared failed
-	Left    State = "left"    // a gossip member that left gracefully
+	Static State = "static" // from --peer: always routed, never heard from
+	Alive  State = "alive"  // a gossip member memberlist has not declared dead or left
+	Dead   State = "dead"   // a gossip member declared failed
+	Left   State = "left"   // a gossip member that left gracefully
 )
 
 // States lists every state, in the order status and metrics show them.
-var States = []State{Static, Alive, Suspect, Dead, Left}
+var States = []State{Static, Alive, Dead, Left}
 
 // Routable reports whether a peer in this state gets routes.
-func (s State) Routable() bool { return s == Static || s == Alive || s == Suspect }
+func (s State) Routable() bool { return s == Static || s == Alive }
 
 // Info is what a peer source knows about one remote node.
 type Info struct {

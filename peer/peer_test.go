@@ -37,15 +37,15 @@ func TestParse(t *testing.T) {
 }
 
 // Only the states that mean "reachable" are routed: a misspelled or empty
-// state is not.
+// state is not, nor the removed "suspect".
 func TestRoutable(t *testing.T) {
-	want := map[State]bool{Static: true, Alive: true, Suspect: true, Dead: false, Left: false, "": false, "Alive": false, "dead ": false}
+	want := map[State]bool{Static: true, Alive: true, "suspect": false, Dead: false, Left: false, "": false, "Alive": false, "dead ": false}
 	for s, w := range want {
 		if s.Routable() != w {
 			t.Errorf("State(%q).Routable() = %v, want %v", s, !w, w)
 		}
 	}
-	if len(States) != 5 {
-		t.Errorf("States lists %d states, want 5", len(States))
+	if len(States) != 4 {
+		t.Errorf("States lists %d states, want 4", len(States))
 	}
 }
