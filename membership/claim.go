@@ -63,6 +63,7 @@ type settling struct {
 	start, waitUntil, deadline time.Time
 	window                     time.Duration
 	pending                    []string // members that had no subnet yet when we claimed
+	asked                      bool     // stillSilent returned them once
 }
 
 // beginSettle starts waiting for competing claims to our claim made at now.
@@ -108,6 +109,30 @@ func (s *leaseState) settleWait(st *settling, now time.Time) time.Duration {
 		return 0
 	}
 	return min(wait, st.deadline.Sub(now))
+}
+
+// silentAfter is how many windows a settle waits for members that announce
+// no subnet before it asks them directly (stillSilent).
+const silentAfter = 2
+
+// stillSilent returns, once per settle, the gossip addresses of the members
+// it still waits for after silentAfter windows. Their claim's announcement
+// may have reached nobody (memberlist sends it to a few random members a
+// few times, and a starved or lossy network can drop every copy); a
+// push/pull with each brings what they announce now, where waiting would
+// last until the settle's cap or the next periodic push/pull.
+func (s *leaseState) stillSilent(st *settling, now time.Time) []string {
+	if st.asked || len(st.pending) == 0 || now.Sub(st.start) < silentAfter*st.window {
+		return nil
+	}
+	st.asked = true
+	var out []string
+	for _, name := range st.pending {
+		if mb := s.members[name]; mb != nil && mb.gossip.IsValid() {
+			out = append(out, mb.gossip.String())
+		}
+	}
+	return out
 }
 
 // contest checks our settled claim: whether a rival's claim ranks first,

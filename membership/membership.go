@@ -296,9 +296,15 @@ func (m *Membership) settle(ctx context.Context) error {
 	for {
 		m.mu.Lock()
 		wait := m.st.settleWait(st, time.Now())
+		silent := m.st.stillSilent(st, time.Now())
 		m.mu.Unlock()
 		if wait <= 0 {
 			return nil
+		}
+		if len(silent) > 0 {
+			n, err := m.ml.Join(silent) // a push/pull with each
+			m.log.Debug("asked members that announce no subnet yet directly", "members", silent, "answered", n, "err", oneLine(err))
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ package membership
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -334,5 +335,29 @@ func TestPartitionHeal(t *testing.T) {
 				t.Errorf("%s: %s is held by %v", s.cfg.Name, p, names)
 			}
 		}
+	}
+}
+
+// A settle that still waits for members without a subnet after
+// silentAfter windows names their gossip addresses once, to be asked
+// directly; members that announced meanwhile, and a second look, name none.
+func TestStillSilent(t *testing.T) {
+	a, b, c := simNode("a", 1, nil), simNode("b", 2, nil), simNode("c", 3, nil)
+	connect(t0, a, b, c) // b and c have no subnet yet
+	mustPick(t, a, map[string]bool{"b": true, "c": true}, t0)
+	const window = time.Second
+	st := a.beginSettle(window, t0)
+	if got := a.stillSilent(st, t0.Add(window)); got != nil {
+		t.Fatalf("after one window: %v, want nobody asked yet", got)
+	}
+	mustPick(t, c, nil, t0)
+	a.member(c.event(peer.Alive), t0.Add(window)) // c's announcement arrives; b's does not
+	a.settleWait(st, t0.Add(silentAfter*window))
+	got := a.stillSilent(st, t0.Add(silentAfter*window))
+	if want := []string{b.gossip.String()}; !slices.Equal(got, want) {
+		t.Fatalf("after %d windows: %v, want %v (b, still silent)", silentAfter, got, want)
+	}
+	if got := a.stillSilent(st, t0.Add(3*window)); got != nil {
+		t.Fatalf("asked again: %v", got)
 	}
 }
