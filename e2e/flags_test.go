@@ -112,7 +112,7 @@ func TestHelp(t *testing.T) {
 		want string // in the help text
 	}
 	calls := []call{{[]string{"help"}, "Usage:"}, {[]string{"--help"}, "Usage:"},
-		{[]string{"bench", "--help"}, "Needs root (namespaces, veth, TUN) and\niperf3"}, {[]string{"bench", "-h"}, "about 6 minutes"}}
+		{[]string{"bench", "--help"}, "Needs root (namespaces, veth, TUN) and\niperf3"}, {[]string{"bench", "-h"}, "takes about 10 minutes"}}
 	for _, name := range cmds {
 		want := "usage: weft " + name
 		calls = append(calls, call{[]string{name, "--help"}, want}, call{[]string{name, "-h"}, want}, call{[]string{"help", name}, want})
