@@ -17,7 +17,6 @@ import (
 	"sync"
 
 	"github.com/weftnet/weft/api"
-
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/node"
 )

@@ -274,9 +274,9 @@ func (s *leaseState) adoptTTL(fx *effects) {
 }
 
 // tick is the periodic pass (and the one after events): it keeps LastSeen of
-// live owners current, forgets expired leases and
-// tombstones, re-asserts our record, checks that no rival claim beats our
-// subnet, rebuilds the peer set and decides whether to save the table.
+// live owners current, forgets expired leases and tombstones, re-asserts our
+// record, checks that no rival claim beats our subnet, rebuilds the peer set
+// and decides whether to save the table.
 func (s *leaseState) tick(now time.Time) effects {
 	var fx effects
 	self := s.cfg.Name
